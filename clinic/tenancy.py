@@ -1,0 +1,73 @@
+"""The current clinic: how a request or a worker tells the database whose rows it may see.
+
+On PostgreSQL every tenant table has a row-level-security policy on the setting
+``app.clinic_id`` (see clinic.rls). These helpers set it with ``set_config(..., true)``,
+the function form of ``SET LOCAL``, so it ends with the transaction that set it and a
+pooled connection never carries one request's clinic into the next.
+"""
+
+from contextlib import contextmanager
+
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.http import Http404
+
+CLINIC_SETTING = "app.clinic_id"
+USER_SETTING = "app.user_id"
+BYPASS_SETTING = "app.rls_bypass"
+
+
+def _uses_rls() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _set_local(name: str, value: str) -> None:
+    if not _uses_rls():
+        return
+    if not connection.in_atomic_block:
+        raise RuntimeError(f"{name} must be set inside a transaction, or it would outlive it")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+
+
+def set_current_clinic(clinic_id) -> None:
+    _set_local(CLINIC_SETTING, str(clinic_id) if clinic_id else "")
+
+
+def set_current_user(user_id) -> None:
+    _set_local(USER_SETTING, str(user_id) if user_id else "")
+
+
+def set_rls_bypass(on: bool) -> None:
+    _set_local(BYPASS_SETTING, "on" if on else "")
+
+
+@contextmanager
+def clinic_context(clinic_id):
+    """Run a block (an actor, a command) as one clinic, in its own transaction."""
+    with transaction.atomic():
+        set_current_clinic(clinic_id)
+        try:
+            yield
+        finally:
+            set_current_clinic(None)
+
+
+@contextmanager
+def operator_context():
+    """For the platform operator's tools only (admin, seeding, sweeper): sees every clinic."""
+    with transaction.atomic():
+        set_rls_bypass(True)
+        try:
+            yield
+        finally:
+            set_rls_bypass(False)
+
+
+def get_object_for_clinic(queryset, clinic, **lookup):
+    """The one accessor for tenant-owned rows: 404 alike for missing and not-yours."""
+    try:
+        return queryset.filter(clinic=clinic).get(**lookup)
+    except (queryset.model.DoesNotExist, ValidationError, ValueError):
+        # ValidationError: a malformed UUID in the URL is just another "not found".
+        raise Http404("Not found") from None
