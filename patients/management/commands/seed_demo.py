@@ -37,7 +37,8 @@ class Command(BaseCommand):
         with operator_context():
             clinic = Clinic.objects.filter(slug=slug).first()
             if clinic is None:
-                clinic = clinic_create(slug=slug, name="Demo Hair Clinic", trichoscope_mm_per_px=DEMO_TRICHOSCOPE_MM_PER_PX,
+                clinic = clinic_create(slug=slug, name="Demo Hair Clinic",
+                                       trichoscope_mm_per_px=DEMO_TRICHOSCOPE_MM_PER_PX,
                                        report_header="Demo Hair Clinic · 1 Example Street · +44 20 0000 0000")
             users = {role: self._user(email, first, last) for email, first, last, role in DEMO_USERS}
             for role, user in users.items():
