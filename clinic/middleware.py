@@ -3,7 +3,7 @@ from django.db import transaction
 from django.http import Http404
 
 from clinic.models import Clinic, Membership
-from clinic.tenancy import set_current_clinic, set_current_user, set_rls_bypass
+from clinic.tenancy import reset_for_request, set_current_clinic, set_current_user, set_rls_bypass
 
 
 class TenantMiddleware:
@@ -21,9 +21,7 @@ class TenantMiddleware:
         request.clinic = None
         request.membership = None
         with transaction.atomic():
-            user = request.user
-            set_current_user(user.pk if user.is_authenticated else None)
-            set_current_clinic(None)
+            reset_for_request(request.user.pk if request.user.is_authenticated else None)
             return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
@@ -31,19 +29,24 @@ class TenantMiddleware:
             set_rls_bypass(True)  # the platform operator's admin sees every clinic
             return None
         slug = view_kwargs.get("clinic_slug")
-        if slug is None:
-            return None
+        if slug is None or request.path_info.startswith("/api/"):
+            return None  # the API authenticates in DRF and enters the clinic there (patients.api)
         if not request.user.is_authenticated:
             return redirect_to_login(request.get_full_path())
-        membership = (
-            Membership.objects.select_related("clinic").filter(user=request.user, clinic__slug=slug).first()
-        )
-        if membership is None:
-            raise Http404("Not found")
-        set_current_clinic(membership.clinic_id)
-        request.clinic = membership.clinic
-        request.membership = membership
+        enter_clinic(request, request.user, slug)
         return None
+
+
+def enter_clinic(request, user, slug: str) -> Membership:
+    """Make `slug` the request's clinic if `user` is a member; otherwise 404."""
+    set_current_user(user.pk)  # before the lookup: RLS shows a user only their own memberships
+    membership = Membership.objects.select_related("clinic").filter(user=user, clinic__slug=slug).first()
+    if membership is None:
+        raise Http404("Not found")
+    set_current_clinic(membership.clinic_id)
+    request.clinic = membership.clinic
+    request.membership = membership
+    return membership
 
 
 def clinics_of(user) -> list[Clinic]:

@@ -22,12 +22,22 @@ def _uses_rls() -> bool:
 
 
 def _set_local(name: str, value: str) -> None:
+    _set_many_local({name: value})
+
+
+def _set_many_local(values: dict[str, str]) -> None:
     if not _uses_rls():
         return
     if not connection.in_atomic_block:
-        raise RuntimeError(f"{name} must be set inside a transaction, or it would outlive it")
+        raise RuntimeError(f"{', '.join(values)} must be set inside a transaction, or it would outlive it")
+    calls = ", ".join("set_config(%s, %s, true)" for _ in values)
     with connection.cursor() as cursor:
-        cursor.execute("SELECT set_config(%s, %s, true)", [name, value])
+        cursor.execute(f"SELECT {calls}", [item for pair in values.items() for item in pair])
+
+
+def reset_for_request(user_id) -> None:
+    """Start of a request: this user, no clinic yet (one round trip)."""
+    _set_many_local({USER_SETTING: str(user_id) if user_id else "", CLINIC_SETTING: ""})
 
 
 def set_current_clinic(clinic_id) -> None:

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from clinic import views as clinic_views
+from patients import api
 from patients import views as patient_views
 
 clinic_patterns = [
@@ -17,9 +18,17 @@ clinic_patterns = [
     path("portal/", patient_views.portal, name="portal"),
 ]
 
+api_patterns = [
+    path("patients/", api.PatientList.as_view(), name="api_patients"),
+    path("patients/<uuid:patient_id>/", api.PatientDetail.as_view(), name="api_patient"),
+    path("patients/<uuid:patient_id>/visits/", api.VisitList.as_view(), name="api_visits"),
+    path("visits/<uuid:visit_id>/photos/", api.PhotoList.as_view(), name="api_photos"),
+]
+
 urlpatterns = [
     path("", clinic_views.home, name="home"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("c/<slug:clinic_slug>/", include(clinic_patterns)),
+    path("api/c/<slug:clinic_slug>/", include(api_patterns)),
 ]
