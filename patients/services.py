@@ -118,3 +118,42 @@ def audit_record(*, request, patient: Patient | None, action: str, obj) -> None:
         ip_address=request.META.get("REMOTE_ADDR"),
         user_agent=request.META.get("HTTP_USER_AGENT", "")[:300],
     )
+
+
+# Clinician workspace: corrections and record keeping -------------------------------------------
+
+def patient_baseline_set(*, patient: Patient, visit: Visit | None) -> Patient:
+    """Measure changes against `visit` from now on (None: the first visit)."""
+    if visit is not None and visit.patient_id != patient.id:
+        raise ValueError("The baseline must be one of this patient's visits.")
+    patient.baseline_visit = visit
+    patient.save(update_fields=["baseline_visit"])
+    return patient
+
+
+def photo_trend_exclusion_set(*, photo: Photo, excluded: bool) -> Photo:
+    photo.excluded_from_trend = excluded
+    photo.save(update_fields=["excluded_from_trend"])
+    return photo
+
+
+def photo_scale_set(*, photo: Photo, mm_per_px: float | None, by) -> Photo:
+    """A clinician's scale wins over the card; results measured with the old scale need a new run."""
+    if mm_per_px is not None and not 0.0005 <= mm_per_px <= 1.0:
+        raise ValueError("A scale must lie between 0.0005 and 1 mm per pixel.")
+    photo.mm_per_px_override = mm_per_px
+    with transaction.atomic():
+        photo.save(update_fields=["mm_per_px_override"])
+        from analysis.services import analysis_request
+
+        analysis_request(photo=photo, reason="scale corrected")
+    return photo
+
+
+def treatment_update(*, treatment: Treatment, name: str, dose: str, start: date, stop: date | None,
+                     notes: str = "") -> Treatment:
+    if stop and stop < start:
+        raise ValueError("A treatment cannot stop before it starts.")
+    treatment.name, treatment.dose, treatment.start, treatment.stop, treatment.notes = name, dose, start, stop, notes
+    treatment.save(update_fields=["name", "dose", "start", "stop", "notes"])
+    return treatment

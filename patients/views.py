@@ -34,15 +34,6 @@ def patient_create(request, clinic_slug):
 
 
 @login_required
-def patient_detail(request, clinic_slug, patient_id):
-    patient = selectors.get_patient(request, patient_id)
-    require_care_team(request)
-    services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
-    visits = patient.visits.order_by("-date").prefetch_related("photos")
-    return render(request, "patients/patient_detail.html", {"patient": patient, "visits": visits})
-
-
-@login_required
 @require_http_methods(["GET", "POST"])
 def visit_create(request, clinic_slug, patient_id):
     patient = selectors.get_patient(request, patient_id)
@@ -55,14 +46,7 @@ def visit_create(request, clinic_slug, patient_id):
     return render(request, "patients/visit_form.html", {"form": form, "patient": patient})
 
 
-@login_required
-def visit_detail(request, clinic_slug, visit_id):
-    visit = selectors.get_visit(request, visit_id)
-    require_care_team(request)
-    services.audit_record(request=request, patient=visit.patient, action=AuditEvent.Action.VIEW, obj=visit)
-    photos = visit.photos.order_by("view", "uploaded_at")
-    return render(request, "patients/visit_detail.html", {"visit": visit, "patient": visit.patient,
-                                                          "photos": photos})
+# patient_detail and visit_detail are the clinician workspace: see patients/workspace.py.
 
 
 @login_required

@@ -1,0 +1,333 @@
+"""The clinician workspace: timeline, visit page, compare view, the writes a clinician makes
+there, and the files those pages show. Views are thin: reads through patients.timeline and
+patients.selectors, writes through patients.services and analysis.services."""
+
+import io
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.template.loader import select_template
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+from PIL import Image
+
+from clinic.access import require_care_team, require_role
+from clinic.models import Role
+from patients import selectors, services, timeline
+from patients.models import AuditEvent, SeverityGrade
+from patients.workspace_forms import CorrectionForm, GradeForm, NoteForm, TreatmentForm, default_scale
+
+CLINICAL_ROLES = {Role.ADMIN, Role.CLINICIAN}
+THUMB_PX = 360
+
+
+def _status_template():
+    """The workers' live status badge when it exists; otherwise the model's status is shown."""
+    try:
+        return select_template(["analysis/_status.html"]).template.name
+    except Exception:
+        return None
+
+
+# Pages ------------------------------------------------------------------------------------------
+
+@login_required
+def patient_timeline(request, clinic_slug, patient_id):
+    patient = selectors.get_patient(request, patient_id)
+    require_care_team(request)
+    services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
+    data = timeline.load_timeline(patient)
+    units = request.clinic.units
+    return render(request, "patients/patient_detail.html", {
+        "patient": patient, "timeline": data, "visits_newest_first": data.visits[::-1],
+        "headline": timeline.headline(data),
+        "trend_json": timeline.trend_series(data, units),
+        "treatment_form": TreatmentForm(), "can_edit": request.membership.role in CLINICAL_ROLES,
+    })
+
+
+@login_required
+def visit_page(request, clinic_slug, visit_id):
+    visit = selectors.get_visit(request, visit_id)
+    require_care_team(request)
+    services.audit_record(request=request, patient=visit.patient, action=AuditEvent.Action.VIEW, obj=visit)
+    data = timeline.load_timeline(visit.patient, visit_ids={visit.id})
+    entry = data.visit(visit.id)
+    current = entry.clinician_grade
+    initial = {"grade": f"{current.scale}:{current.value}"} if current else _ai_initial(entry, visit.patient, request)
+    return render(request, "patients/visit_detail.html", {
+        "visit": visit, "patient": visit.patient, "entry": entry, "timeline": data,
+        "previous": data.previous(entry), "rows": _metric_rows(entry, request.clinic.units),
+        "grade_form": GradeForm(initial=initial), "note_form": NoteForm(), "treatment_form": TreatmentForm(),
+        "can_edit": request.membership.role in CLINICAL_ROLES, "status_template": _status_template(),
+        "active_treatments": [t for t in data.treatments
+                              if t.start <= visit.date and (not t.stop or t.stop >= visit.date)],
+    })
+
+
+def _ai_initial(entry, patient, request):
+    ai = entry.ai_grade
+    if ai:
+        return {"grade": f"{ai['scale']}:{ai['value']}"}
+    return {"grade": f"{default_scale(patient, request.clinic)}:"}
+
+
+def _metric_rows(entry, units):
+    """One table per photo: value, change against baseline and previous, with significance."""
+    rows = []
+    for photo in entry.photos:
+        lines = []
+        for metric, label, _unit, decimals, better_up in timeline.TREND_METRICS + [
+                ("hair_count", "Hair count", "", 0, True), ("terminal_fraction", "Terminal fraction", "%", 1, True),
+                ("cumulative_thickness_mm_per_cm2", "Cumulative thickness", "mm/cm²", 2, True)]:
+            value = photo.metrics.get(metric)
+            if value is None:
+                continue
+            lines.append({
+                "label": label, "unit": timeline.unit_label(metric, units) or _unit,
+                "value": timeline.to_display(metric, value, units), "decimals": decimals,
+                "baseline": photo.change("baseline", metric), "previous": photo.change("previous", metric),
+                "better_up": better_up,
+            })
+        rows.append({"entry": photo, "lines": lines})
+    return rows
+
+
+@login_required
+def compare(request, clinic_slug, patient_id):
+    patient = selectors.get_patient(request, patient_id)
+    require_care_team(request)
+    data = timeline.load_timeline(patient)
+    if len(data.visits) < 2:
+        messages.info(request, "Comparing needs two visits.")
+        return redirect("patient_detail", clinic_slug=clinic_slug, patient_id=patient.id)
+    by_id = {str(v.visit.id): v for v in data.visits}
+    first = by_id.get(request.GET.get("a")) or data.baseline or data.visits[0]
+    second = by_id.get(request.GET.get("b")) or data.visits[-1]
+    if first.visit.date > second.visit.date:
+        first, second = second, first
+    keys = _series_keys(first, second)
+    key = request.GET.get("view") if request.GET.get("view") in keys else (keys[0] if keys else None)
+    before = next((p for p in first.photos if p.series_key == key), None)
+    after = next((p for p in second.photos if p.series_key == key), None)
+    comparison = _pair_comparison(before, after)
+    return render(request, "patients/compare.html", {
+        "patient": patient, "timeline": data, "first": first, "second": second, "keys": keys, "key": key,
+        "before": before, "after": after, "comparison": comparison,
+        "homography": json.dumps(comparison.data.get("homography")) if comparison else "null",
+        "pair_rows": _pair_rows(comparison),
+        "labels": {p.series_key: p.label for v in (first, second) for p in v.photos},
+    })
+
+
+COMPARED_LABELS = [("hair_count", "Hair count", True), ("density_per_cm2", "Density (hairs/cm²)", True),
+                   ("mean_caliber_um", "Mean caliber (µm)", True), ("scalp_visibility", "Scalp visibility", False)]
+
+
+def _pair_rows(comparison):
+    changes = (comparison.data.get("changes") or {}) if comparison else {}
+    return [(label, changes[key], up) for key, label, up in COMPARED_LABELS if key in changes]
+
+
+def _series_keys(first, second):
+    a = [p.series_key for p in first.photos]
+    b = {p.series_key for p in second.photos}
+    return [k for k in a if k in b]
+
+
+def _pair_comparison(before, after):
+    """The saved comparison of exactly this pair (follow-up registered onto the earlier photo), if any."""
+    if before is None or after is None:
+        return None
+    for comparison in after.comparisons.values():
+        if comparison.other_photo_id == before.photo.id:
+            return comparison
+    return None
+
+
+# Writes -------------------------------------------------------------------------------------------
+
+def _back(request, fallback):
+    target = request.POST.get("next", "")
+    return redirect(target if target.startswith(f"/c/{request.clinic.slug}/") else fallback)
+
+
+@login_required
+@require_POST
+def baseline_set(request, clinic_slug, patient_id):
+    patient = selectors.get_patient(request, patient_id)
+    require_role(request, CLINICAL_ROLES)
+    visit = selectors.get_visit(request, request.POST.get("visit")) if request.POST.get("visit") else None
+    services.patient_baseline_set(patient=patient, visit=visit)
+    messages.success(request, f"Baseline set to {visit.date:%Y-%m-%d}." if visit else "Baseline is the first visit.")
+    return redirect("patient_detail", clinic_slug=clinic_slug, patient_id=patient.id)
+
+
+@login_required
+@require_POST
+def grade_set(request, clinic_slug, visit_id):
+    visit = selectors.get_visit(request, visit_id)
+    require_role(request, CLINICAL_ROLES)
+    form = GradeForm(request.POST)
+    if form.is_valid():
+        services.grade_set(visit=visit, scale=form.cleaned_data["scale"], value=form.cleaned_data["value"],
+                           by=request.user, source=SeverityGrade.Source.CLINICIAN)
+        messages.success(request, "Grade recorded.")
+    else:
+        messages.error(request, "Choose a grade from the list.")
+    return redirect(reverse("visit_detail", args=[clinic_slug, visit.id]) + "#grading")
+
+
+@login_required
+@require_POST
+def note_add(request, clinic_slug, visit_id):
+    visit = selectors.get_visit(request, visit_id)
+    require_role(request, CLINICAL_ROLES)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        services.note_create(visit=visit, author=request.user, text=form.cleaned_data["text"])
+        messages.success(request, "Note added.")
+    else:
+        messages.error(request, "A note cannot be empty.")
+    return redirect(reverse("visit_detail", args=[clinic_slug, visit.id]) + "#notes")
+
+
+@login_required
+@require_POST
+def note_edit(request, clinic_slug, note_id):
+    note = timeline.get_note(request, note_id)
+    require_role(request, CLINICAL_ROLES)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        services.note_edit(note=note, editor=request.user, text=form.cleaned_data["text"])
+        messages.success(request, "Note updated; the earlier text is kept in its history.")
+    else:
+        messages.error(request, "A note cannot be empty.")
+    return redirect(reverse("visit_detail", args=[clinic_slug, note.visit_id]) + "#notes")
+
+
+@login_required
+@require_POST
+def treatment_add(request, clinic_slug, patient_id):
+    patient = selectors.get_patient(request, patient_id)
+    require_role(request, CLINICAL_ROLES)
+    form = TreatmentForm(request.POST)
+    if form.is_valid():
+        services.treatment_create(patient=patient, by=request.user, **form.cleaned_data)
+        messages.success(request, f"{form.cleaned_data['name']} recorded.")
+    else:
+        messages.error(request, "Treatment not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+    return _back(request, reverse("patient_detail", args=[clinic_slug, patient.id]))
+
+
+@login_required
+@require_POST
+def treatment_edit(request, clinic_slug, treatment_id):
+    treatment = timeline.get_treatment(request, treatment_id)
+    require_role(request, CLINICAL_ROLES)
+    form = TreatmentForm(request.POST)
+    if form.is_valid():
+        services.treatment_update(treatment=treatment, **form.cleaned_data)
+        messages.success(request, f"{treatment.name} updated.")
+    else:
+        messages.error(request, "Treatment not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+    return _back(request, reverse("patient_detail", args=[clinic_slug, treatment.patient_id]))
+
+
+@login_required
+@require_POST
+def photo_correct(request, clinic_slug, photo_id):
+    photo = selectors.get_photo(request, photo_id)
+    require_role(request, CLINICAL_ROLES)
+    form = CorrectionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Correction not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+    else:
+        _apply_correction(request, photo, form.cleaned_data)
+    return redirect(reverse("visit_detail", args=[clinic_slug, photo.visit_id]) + f"#photo-{photo.id}")
+
+
+def _apply_correction(request, photo, data):
+    from analysis.services import analysis_request
+
+    action = data["action"]
+    if action in ("exclude", "include"):
+        services.photo_trend_exclusion_set(photo=photo, excluded=action == "exclude")
+        verb = "excluded from" if action == "exclude" else "included in"
+        messages.success(request, f"{photo.get_view_display()} photo {verb} the trend.")
+    elif action in ("scale", "clear_scale"):
+        services.photo_scale_set(photo=photo, mm_per_px=data["mm_per_px"] if action == "scale" else None,
+                                 by=request.user)
+        messages.success(request, "Scale saved; re-analysis requested.")
+    else:
+        analysis_request(photo=photo, reason="clinician")
+        messages.success(request, "Re-analysis requested; the current result stays until the new run is done.")
+
+
+# Files ---------------------------------------------------------------------------------------------
+
+def _png(file_field):
+    if not file_field:
+        raise Http404("Not found")
+    response = FileResponse(file_field.open("rb"), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+def run_heatmap(request, clinic_slug, run_id):
+    run = timeline.get_run(request, run_id)
+    require_care_team(request)
+    result = getattr(run, "result", None)
+    return _png(result.heatmap if result else None)
+
+
+@login_required
+def run_change_map(request, clinic_slug, run_id, against):
+    run = timeline.get_run(request, run_id)
+    require_care_team(request)
+    comparison = run.comparisons.filter(against=against).first()
+    return _png(comparison.change_map if comparison else None)
+
+
+@login_required
+def photo_thumb(request, clinic_slug, photo_id):
+    """A small JPEG for timelines: made once from the stored photo, kept beside it, never public."""
+    photo = selectors.get_photo(request, photo_id)
+    require_care_team(request)
+    name = f"clinics/{photo.clinic_id}/thumbs/{photo.id}.jpg"
+    if not default_storage.exists(name):
+        with photo.file.open("rb") as source:
+            image = Image.open(source)
+            image.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))  # JPEG: decode at reduced size
+            image = image.convert("RGB")
+            image.thumbnail((THUMB_PX, THUMB_PX))
+            out = io.BytesIO()
+            image.save(out, "JPEG", quality=82)
+        name = default_storage.save(name, ContentFile(out.getvalue()))
+    response = FileResponse(default_storage.open(name, "rb"), content_type="image/jpeg")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
+
+
+@login_required
+def visit_report(request, clinic_slug, visit_id):
+    from patients import report
+
+    visit = selectors.get_visit(request, visit_id)
+    require_care_team(request)
+    paper = "letter" if request.GET.get("paper") == "letter" else "a4"
+    pdf = report.visit_report_pdf(visit=visit, clinic=request.clinic, paper=paper,
+                                  author=request.user.get_full_name() or request.user.username)
+    services.audit_record(request=request, patient=visit.patient, action=AuditEvent.Action.DOWNLOAD, obj=visit)
+    response = HttpResponse(pdf, content_type="application/pdf")
+    disposition = "attachment" if request.GET.get("download") else "inline"
+    name = f"visit-report-{visit.patient.external_id}-{visit.date:%Y-%m-%d}.pdf".replace('"', "")
+    response["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
