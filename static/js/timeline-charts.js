@@ -6,7 +6,7 @@
   if (!holder) return;
   var data = JSON.parse(holder.textContent);
   var NS = "http://www.w3.org/2000/svg";
-  var W = 340, H = 180, L = 44, R = 10, T = 14, B = 26;
+  var W = 260, H = 160, L = 34, R = 8, T = 10, B = 22;
   var keys = Object.keys(data.series);
   var chartsEl = document.getElementById("trend-charts");
   var tabsEl = document.getElementById("trend-views");
