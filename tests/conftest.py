@@ -9,6 +9,7 @@ from django.db import connection
 
 from clinic.models import Role
 from tests import factories
+from tests.browser import chromium, page  # noqa: F401  (shared browser fixtures)
 
 
 @pytest.fixture(autouse=True)
