@@ -1,0 +1,254 @@
+"""Baseline vs follow-up: register, measure change on the overlap only, match individual hairs
+(trichoscopy), attach an uncertainty from measured repeatability, flag only what exceeds it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from . import heatmaps, metrics
+from .pipeline import DEFAULT_THRESHOLDS, ImageAnalysis, Thresholds, analyze_batch
+from .registration import Registration, overlap_mask, register
+from .segmentation import Segmenter
+
+REPEATABILITY_FILE = Path(__file__).resolve().parent / "repeatability.json"
+# Used only until `benchmark_accuracy --repeatability` has measured the real values.
+FALLBACK_SIGMA_PCT = {"hair_count": 3.0, "density_per_cm2": 3.0, "mean_caliber_um": 3.0, "scalp_visibility": 3.0}
+MIN_OVERLAP = 0.3
+PRESENT_FRACTION = 0.5  # share of a hair's centre line that must be covered to call it present
+MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
+Z = 2.0  # flag change beyond about 95% of the measurement noise
+METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
+
+
+@dataclass
+class Comparison:
+    comparable: bool
+    reasons: list[str]
+    overlap_fraction: float
+    changes: dict | None
+    change_map_bgr: np.ndarray | None = field(default=None, repr=False)
+    registration: Registration | None = field(default=None, repr=False)
+    baseline: ImageAnalysis | None = field(default=None, repr=False)
+    followup: ImageAnalysis | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict:
+        return {
+            "comparable": self.comparable,
+            "reasons": list(self.reasons),
+            "overlap_fraction": round(float(self.overlap_fraction), 4),
+            "changes": self.changes,
+        }
+
+    def change_map_png(self) -> bytes | None:
+        return None if self.change_map_bgr is None else heatmaps.to_png(self.change_map_bgr)
+
+
+def repeatability() -> dict:
+    """Relative standard deviation (%) of each metric between two photos of an unchanged scalp."""
+    if REPEATABILITY_FILE.exists():
+        data = json.loads(REPEATABILITY_FILE.read_text())
+        return {k: float(data["sigma_pct"].get(k, FALLBACK_SIGMA_PCT[k])) for k in METRIC_KEYS}
+    return dict(FALLBACK_SIGMA_PCT)
+
+
+def compare_images(
+    baseline_bgr: np.ndarray,
+    followup_bgr: np.ndarray,
+    *,
+    view: str,
+    mm_per_px: float | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+    segmenter: Segmenter | None = None,
+) -> Comparison:
+    base, foll = analyze_batch(
+        [baseline_bgr, followup_bgr],
+        views=[view, view],
+        mm_per_px=[mm_per_px] * 2,
+        thresholds=thresholds,
+        segmenter=segmenter,
+        with_heatmap=False,
+    )
+    # Re-check the follow-up's conditions against the baseline's (exposure, tilt, distance, focus).
+    from .quality import assess
+
+    fq = assess(followup_bgr, view, foll.prepared.calibration, base.prepared.quality.measures)
+    reasons = [f"baseline: {r}" for r in base.prepared.quality.reasons] + [f"follow-up: {r}" for r in fq.reasons]
+    serious = {"focus", "resolution", "no_scale", "match_exposure", "match_tilt", "match_distance", "match_focus"}
+    comparable = not (set(base.prepared.quality.codes + fq.codes) & serious)
+    reg = _register(base, foll, view)
+    if not reg.ok:
+        return Comparison(False, reasons + [f"not comparable: {reg.reason}"], 0.0, None, None, reg, base, foll)
+    bw, fw = base.prepared.work, foll.prepared.work
+    fvalid = (
+        cv2.warpPerspective(
+            foll.prepared.valid.astype(np.uint8), reg.homography, (bw.shape[1], bw.shape[0]), flags=cv2.INTER_NEAREST
+        )
+        > 0
+    )
+    overlap = overlap_mask(reg.homography, bw.shape, fw.shape) & base.prepared.valid & fvalid
+    frac = float(overlap.mean())
+    if frac < MIN_OVERLAP:
+        comparable = False
+        reasons.append(f"not comparable: the photos overlap by only {frac * 100:.0f}%: photograph the same marked area")
+    fprob = cv2.warpPerspective(foll.prob, reg.homography, (bw.shape[1], bw.shape[0]), flags=cv2.INTER_LINEAR)
+    sigma = repeatability()
+    if view == "trichoscopy":
+        changes, lost, gained = _hair_changes(base, foll, reg.homography, overlap, fprob, sigma)
+    else:
+        changes, lost, gained = _coverage_changes(base, fprob, overlap, sigma), None, None
+    if not comparable:
+        for c in changes.values():
+            c["significant"] = False
+    tiles = _tile_changes(base.prob, fprob, overlap, sigma["scalp_visibility"])
+    cmap = heatmaps.change_map(
+        bw,
+        lost if lost is not None else np.zeros(overlap.shape, bool),
+        gained if gained is not None else np.zeros(overlap.shape, bool),
+        base.prepared.mm_per_px_work,
+        overlap,
+        tiles,
+    )
+    return Comparison(comparable, reasons, frac, changes, cmap if comparable else None, reg, base, foll)
+
+
+def _register(base: ImageAnalysis, foll: ImageAnalysis, view: str) -> Registration:
+    """Coverage maps first for trichoscopy (they ignore light and colour), then the photos."""
+    if view == "trichoscopy":
+        r = register(base.prob, foll.prob)
+        if r.ok:
+            return r
+    return register(base.prepared.work, foll.prepared.work)
+
+
+def _change(b, f, sigma_pct, extra_var_pct2=0.0) -> dict:
+    if b is None or f is None or not np.isfinite(b) or b == 0:
+        return {"baseline": b, "followup": f, "change_pct": None, "uncertainty_pct": None, "significant": False}
+    pct = 100.0 * (f - b) / b
+    unc = Z * float(np.sqrt(sigma_pct**2 + extra_var_pct2))
+    return {
+        "baseline": round(float(b), 4),
+        "followup": round(float(f), 4),
+        "change_pct": round(pct, 2),
+        "uncertainty_pct": round(unc, 2),
+        "significant": bool(abs(pct) > unc),
+    }
+
+
+def _presence(chain_pixels: list[np.ndarray], other_mask: np.ndarray, region: np.ndarray) -> list[float | None]:
+    """Share of each hair's centre line (inside region) covered by the other photo's hair mask."""
+    out = []
+    for pts in chain_pixels:
+        inside = region[pts[:, 1], pts[:, 0]]
+        if inside.sum() < 3:
+            out.append(None)
+            continue
+        p = pts[inside]
+        out.append(float(other_mask[p[:, 1], p[:, 0]].mean()))
+    return out
+
+
+def _chain_pixels(g: metrics.HairGraph) -> list[np.ndarray]:
+    ys, xs = np.nonzero(g.labels)
+    lab = g.labels[ys, xs]
+    by_chain: dict[int, list] = {}
+    for b, i in g.chain_of_branch.items():
+        by_chain.setdefault(i, []).append(b)
+    out = []
+    for i in range(len(g.chains)):
+        sel = np.isin(lab, by_chain.get(i, []))
+        out.append(np.stack([xs[sel], ys[sel]], 1))
+    return out
+
+
+def _hair_changes(base, foll, hm, overlap, fprob, sigma):
+    """Hair-to-hair matching: a baseline hair is lost when the follow-up shows no hair along its
+    centre line; a follow-up hair is new when the baseline shows none along its own."""
+    k = np.ones((2 * MATCH_TOL_PX + 1, 2 * MATCH_TOL_PX + 1), np.uint8)
+    fmask = cv2.dilate((fprob > 0.35).astype(np.uint8), k) > 0
+    bh, bw = base.prob.shape
+    fh, fw = foll.prob.shape
+    inv = np.linalg.inv(hm)
+    bprob_in_f = cv2.warpPerspective(base.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR)
+    bmask_in_f = cv2.dilate((bprob_in_f > 0.35).astype(np.uint8), k) > 0
+    overlap_in_f = cv2.warpPerspective(overlap.astype(np.uint8), inv, (fw, fh), flags=cv2.INTER_NEAREST) > 0
+    pres_b = _presence(_chain_pixels(base.graph), fmask, overlap)
+    fpix = _chain_pixels(foll.graph)
+    pres_f = _presence(fpix, bmask_in_f, overlap_in_f)
+    nb = sum(p is not None for p in pres_b)
+    lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION]
+    gained = [i for i, p in enumerate(pres_f) if p is not None and p < PRESENT_FRACTION]
+    # Hairs whose presence is borderline are the matching's own noise: each adds a variance of
+    # about a quarter of a hair.
+    amb = sum(1 for p in pres_b + pres_f if p is not None and 0.25 <= p <= 0.75)
+    nf_est = nb - len(lost) + len(gained)
+    extra = (100.0 * np.sqrt(0.25 * amb) / max(nb, 1)) ** 2
+    mm = base.prepared.mm_per_px_work
+    area_cm2 = overlap.sum() * mm * mm / 100 if mm else None
+    cal_b = _mean_caliber(base.graph, pres_b, mm)
+    cal_f = _mean_caliber(foll.graph, pres_f, mm)
+    vis_b = metrics.scalp_visibility(base.prob, overlap)
+    vis_f = metrics.scalp_visibility(fprob, overlap)
+    changes = {
+        "hair_count": _change(nb, nf_est, sigma["hair_count"], extra),
+        "density_per_cm2": _change(
+            nb / area_cm2 if area_cm2 else None,
+            nf_est / area_cm2 if area_cm2 else None,
+            sigma["density_per_cm2"],
+            extra,
+        ),
+        "mean_caliber_um": _change(cal_b, cal_f, sigma["mean_caliber_um"]),
+        "scalp_visibility": _change(vis_b, vis_f, sigma["scalp_visibility"]),
+    }
+    lost_mask = _paint(base.graph, lost, (bh, bw))
+    gained_f = _paint(foll.graph, gained, (fh, fw)).astype(np.uint8)
+    gained_mask = cv2.warpPerspective(gained_f, hm, (bw, bh), flags=cv2.INTER_NEAREST) > 0
+    return changes, lost_mask, gained_mask
+
+
+def _mean_caliber(g, presence, mm):
+    if mm is None:
+        return None
+    sel = [i for i, p in enumerate(presence) if p is not None]
+    return float(np.mean(g.caliber_px[sel]) * mm * 1000) if sel else None
+
+
+def _paint(g, chain_ids, shape):
+    m = np.zeros(shape, np.uint8)
+    branches = [b for i in chain_ids for b in g.chains[i]]
+    if branches:
+        m[np.isin(g.labels, branches)] = 1
+        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
+    return m > 0
+
+
+def _coverage_changes(base, fprob, overlap, sigma):
+    vis_b = metrics.scalp_visibility(base.prob, overlap)
+    vis_f = metrics.scalp_visibility(fprob, overlap)
+    none = {"baseline": None, "followup": None, "change_pct": None, "uncertainty_pct": None, "significant": False}
+    return {
+        "hair_count": dict(none),
+        "density_per_cm2": dict(none),
+        "mean_caliber_um": dict(none),
+        "scalp_visibility": _change(vis_b, vis_f, sigma["scalp_visibility"]),
+    }
+
+
+def _tile_changes(bprob, fprob, overlap, sigma_pct, n=6):
+    """Tiles whose hair coverage changed by more than the noise, for the change map."""
+    h, w = bprob.shape
+    out = []
+    for r in range(n):
+        for c in range(n):
+            ys, xs = slice(r * h // n, (r + 1) * h // n), slice(c * w // n, (c + 1) * w // n)
+            ov = overlap[ys, xs]
+            if ov.mean() < 0.5:
+                continue
+            b, f = float(bprob[ys, xs][ov].mean()), float(fprob[ys, xs][ov].mean())
+            if b > 0.02 and abs(f - b) / b * 100 > Z * sigma_pct * np.sqrt(n * n / 4):
+                out.append(((ys.start, ys.stop, xs.start, xs.stop), np.sign(f - b)))
+    return out

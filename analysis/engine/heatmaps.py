@@ -1,0 +1,99 @@
+"""Pictures: coverage/density heatmap overlay and the change map, each with legend and scale."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# thin (0) -> dense (1): red, orange, yellow, green, teal, blue (BGR)
+_STOPS = np.array(
+    [[40, 40, 220], [30, 140, 250], [40, 220, 240], [80, 190, 60], [170, 170, 30], [200, 90, 30]], np.float32
+)
+LOSS_BGR = (60, 30, 230)  # red-magenta
+GAIN_BGR = (80, 220, 40)  # green
+
+
+def colourise(value01: np.ndarray) -> np.ndarray:
+    v = np.clip(value01, 0, 1) * (len(_STOPS) - 1)
+    i = np.minimum(v.astype(int), len(_STOPS) - 2)
+    f = (v - i)[..., None]
+    return (_STOPS[i] * (1 - f) + _STOPS[i + 1] * f).astype(np.uint8)
+
+
+def local_coverage(prob: np.ndarray, mm_per_px: float | None) -> np.ndarray:
+    """Hair coverage averaged over about 1 mm (trichoscopy) or 1 cm (overview)."""
+    h, w = prob.shape
+    sigma = max(h, w) / 40.0
+    if mm_per_px:
+        sigma = (1.0 if mm_per_px < 0.03 else 10.0) / mm_per_px / 2
+    sigma = float(np.clip(sigma, 2, max(h, w) / 8))
+    return cv2.GaussianBlur(prob, (0, 0), sigma)
+
+
+def coverage_heatmap(image_bgr, prob, mm_per_px, valid=None, full_scale=0.8) -> np.ndarray:
+    """Overlay where dense hair is green-blue and thin areas are yellow-red."""
+    cov = local_coverage(prob, mm_per_px) / full_scale
+    colour = colourise(cov)
+    out = cv2.addWeighted(image_bgr, 0.55, colour, 0.45, 0)
+    if valid is not None:
+        out[~valid] = image_bgr[~valid]
+    return _add_legend(out, mm_per_px, ("thin", "dense"), f"hair coverage 0-{int(full_scale * 100)}%")
+
+
+def change_map(base_bgr, lost_mask, gained_mask, mm_per_px, overlap=None, tile_change=None) -> np.ndarray:
+    """Baseline image dimmed; lost hair red, new hair green; optional per-tile shading."""
+    out = (base_bgr.astype(np.float32) * 0.6).astype(np.uint8)
+    if overlap is not None:
+        out[~overlap] = (out[~overlap] * 0.4).astype(np.uint8)
+    if tile_change is not None:
+        for (y0, y1, x0, x1), sign in tile_change:
+            col = LOSS_BGR if sign < 0 else GAIN_BGR
+            roi = out[y0:y1, x0:x1]
+            roi[:] = cv2.addWeighted(roi, 0.7, np.full_like(roi, col), 0.3, 0)
+    out[lost_mask] = LOSS_BGR
+    out[gained_mask] = GAIN_BGR
+    return _add_legend(out, mm_per_px, None, None, change=True)
+
+
+def _add_legend(img, mm_per_px, ends, title, change=False) -> np.ndarray:
+    h, w = img.shape[:2]
+    band = max(40, h // 12)
+    canvas = np.full((h + band, w, 3), 255, np.uint8)
+    canvas[:h] = img
+    fs = max(0.4, band / 70)
+    y = h + band // 2
+    if change:
+        cv2.rectangle(canvas, (10, y - 8), (30, y + 8), LOSS_BGR, -1)
+        cv2.putText(canvas, "hair lost", (36, y + 5), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 1, cv2.LINE_AA)
+        x = 36 + int(120 * fs)
+        cv2.rectangle(canvas, (x, y - 8), (x + 20, y + 8), GAIN_BGR, -1)
+        cv2.putText(canvas, "hair gained", (x + 26, y + 5), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 1, cv2.LINE_AA)
+    else:
+        bw = min(w // 3, 300)
+        ramp = colourise(np.tile(np.linspace(0, 1, bw), (16, 1)))
+        canvas[y - 8 : y + 8, 60 : 60 + bw] = ramp
+        cv2.putText(canvas, ends[0], (8, y + 5), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, ends[1], (66 + bw, y + 5), cv2.FONT_HERSHEY_SIMPLEX, fs, (0, 0, 0), 1, cv2.LINE_AA)
+        cv2.putText(canvas, title, (60, y - 12), cv2.FONT_HERSHEY_SIMPLEX, fs * 0.8, (0, 0, 0), 1, cv2.LINE_AA)
+    if mm_per_px:
+        _scale_bar(canvas, w, y, mm_per_px, fs)
+    return canvas
+
+
+def _scale_bar(canvas, w, y, mm_per_px, fs):
+    """A round-number bar about a fifth of the width."""
+    target = w / 5 * mm_per_px
+    nice = [0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100]
+    mm = max([n for n in nice if n <= target] or [nice[0]])
+    px = int(round(mm / mm_per_px))
+    x1 = w - 12
+    cv2.line(canvas, (x1 - px, y), (x1, y), (0, 0, 0), 3)
+    label = f"{mm:g} mm" if mm >= 1 else f"{mm * 1000:.0f} um"
+    cv2.putText(canvas, label, (x1 - px, y - 8), cv2.FONT_HERSHEY_SIMPLEX, fs * 0.8, (0, 0, 0), 1, cv2.LINE_AA)
+
+
+def to_png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()

@@ -1,0 +1,452 @@
+"""From a hair-coverage map to clinical numbers.
+
+Trichoscopy: the mask is thinned to a skeleton, the skeleton is cut at junction zones into
+branches, branches that continue straight through a junction are joined (crossing hairs) and
+branches that leave a junction side by side stay separate (hairs from one opening). Each
+resulting chain is one hair. Caliber is coverage mass divided by centre-line length, which is
+sub-pixel exact for a calibrated coverage map. Overview photos do not resolve single hairs, so
+they report coverage-based values only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+METRICS_VERSION = "1"  # bump whenever a metric algorithm changes
+MASK_THRESHOLD = 0.5
+PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
+FU_LINK_MM = 0.06  # free hair ends closer than this share a follicular opening
+
+
+# ---------------------------------------------------------------- skeleton
+
+
+def _neighbour_code(img):
+    """8-neighbour bit code per pixel, bits p2..p9 clockwise from north."""
+    p = np.pad(img, 1)
+    h, w = img.shape
+    offs = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
+    code = np.zeros((h, w), np.int32)
+    for bit, (dy, dx) in enumerate(offs):
+        code |= p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w].astype(np.int32) << bit
+    return code
+
+
+def _zs_luts():
+    luts = []
+    for step in (0, 1):
+        lut = np.zeros(256, bool)
+        for c in range(256):
+            n = [(c >> i) & 1 for i in range(8)]  # p2..p9
+            b = sum(n)
+            a = sum((n[i] == 0 and n[(i + 1) % 8] == 1) for i in range(8))
+            p2, p3, p4, p5, p6, p7, p8, p9 = n
+            if step == 0:
+                ok = p2 * p4 * p6 == 0 and p4 * p6 * p8 == 0
+            else:
+                ok = p2 * p4 * p8 == 0 and p2 * p6 * p8 == 0
+            lut[c] = 2 <= b <= 6 and a == 1 and ok
+        luts.append(lut)
+    return luts
+
+
+_ZS = _zs_luts()
+_TRANSITIONS = np.array(
+    [sum((((c >> i) & 1) == 0 and ((c >> ((i + 1) % 8)) & 1) == 1) for i in range(8)) for c in range(256)]
+)
+_COUNT = np.array([bin(c).count("1") for c in range(256)])
+
+
+def skeletonize(mask: np.ndarray) -> np.ndarray:
+    """Zhang-Suen thinning (numpy, lookup tables); bool in, bool out."""
+    img = mask.astype(np.uint8).copy()
+    while True:
+        changed = False
+        for lut in _ZS:
+            rm = lut[_neighbour_code(img)] & (img > 0)
+            if rm.any():
+                img[rm] = 0
+                changed = True
+        if not changed:
+            return img > 0
+
+
+# ---------------------------------------------------------------- hair graph
+
+
+@dataclass
+class HairGraph:
+    labels: np.ndarray  # branch id per skeleton pixel (0 = none)
+    zones: np.ndarray  # junction zone id per pixel (0 = none)
+    chains: list[list[int]]  # branch ids per hair
+    chain_of_branch: dict[int, int]
+    caliber_px: np.ndarray  # per chain
+    length_px: np.ndarray  # per chain
+    centroid: np.ndarray  # per chain (x, y)
+    fu_sizes: list[int]
+    chain_ends: list[list[tuple[float, float]]] = field(default_factory=list)
+
+
+class _UnionFind:
+    def __init__(self, n):
+        self.p = list(range(n))
+
+    def find(self, a):
+        while self.p[a] != a:
+            self.p[a] = self.p[self.p[a]]
+            a = self.p[a]
+        return a
+
+    def union(self, a, b):
+        self.p[self.find(a)] = self.find(b)
+
+
+def _junction_zones(skel, dist):
+    code = _neighbour_code(skel.astype(np.uint8))
+    junction = skel & (_TRANSITIONS[code] >= 3)
+    zone = np.zeros(skel.shape, np.uint8)
+    for y, x in zip(*np.nonzero(junction), strict=True):
+        # A crossing of thick hairs thins into two nearby forks: one zone of about the hair
+        # width covers both, so they are treated as one junction.
+        cv2.circle(zone, (int(x), int(y)), int(np.ceil(dist[y, x] * 1.0 + 1.0)), 1, -1)
+    n, zones = cv2.connectedComponents(zone, connectivity=8)
+    return zones, junction
+
+
+_OFFS = ((1, 0), (0, 1), (-1, 0), (0, -1), (1, 1), (-1, 1), (1, -1), (-1, -1))
+
+
+def order_branch(coords: np.ndarray) -> np.ndarray:
+    """Walk a branch's pixels from one end to the other (4-steps preferred over diagonals)."""
+    n = len(coords)
+    if n <= 2:
+        return coords
+    idx = {(int(x), int(y)): i for i, (x, y) in enumerate(coords)}
+    nbrs = [[idx[(x + dx, y + dy)] for dx, dy in _OFFS if (x + dx, y + dy) in idx] for x, y in coords]
+    cur = min(range(n), key=lambda i: len(nbrs[i]))
+    order, seen = [cur], {cur}
+    while True:
+        nxt = [j for j in nbrs[cur] if j not in seen]  # _OFFS lists 4-neighbours first
+        if not nxt:
+            break
+        cur = nxt[0]
+        order.append(cur)
+        seen.add(cur)
+    return coords[order]
+
+
+def path_length(path: np.ndarray, ok: np.ndarray | None = None) -> float:
+    """Length of a pixel path after light smoothing, which removes the staircase excess of a
+    digital line (up to 8% at 22.5 degrees) that raw pixel steps would add."""
+    if len(path) < 2:
+        return float(len(path))
+    p = path.astype(np.float64)
+    if len(p) >= 5:
+        k = np.ones(5) / 5
+        pad = np.vstack([p[:1].repeat(2, 0), p, p[-1:].repeat(2, 0)])
+        p = np.stack([np.convolve(pad[:, 0], k, "valid"), np.convolve(pad[:, 1], k, "valid")], 1)
+        p[0], p[-1] = path[0], path[-1]
+    seg = np.hypot(*np.diff(p, axis=0).T)
+    if ok is not None:
+        seg = seg[ok[:-1] & ok[1:]]
+    return float(seg.sum())
+
+
+def _branch_direction(coords, contact, radius):
+    d = np.hypot(coords[:, 0] - contact[0], coords[:, 1] - contact[1])
+    near = coords[(d > 0.5) & (d <= radius)]
+    if len(near) == 0:
+        near = coords
+    v = near.mean(0) - contact
+    n = np.hypot(*v)
+    return v / n if n > 1e-6 else np.zeros(2)
+
+
+def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.06) -> HairGraph:
+    mask = prob > MASK_THRESHOLD
+    mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
+    dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
+    skel = skeletonize(mask)
+    zones, _ = _junction_zones(skel, dist)
+    core = skel & (zones == 0)
+    nb, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
+    labels = labels.astype(np.int32)
+    min_len_px = max(4.0, min_len_mm / mm_per_px)
+    h, w = prob.shape
+
+    # Which zones each branch touches, and the branch's direction leaving that zone.
+    zone_dil = cv2.dilate(zones.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    touch = (labels > 0) & (zone_dil > 0)
+    contacts: dict[int, dict[int, list]] = {}
+    for y, x in zip(*np.nonzero(touch), strict=True):
+        contacts.setdefault(int(labels[y, x]), {}).setdefault(int(zone_dil[y, x]), []).append((x, y))
+    coords_of = _coords_by_label(labels, nb)
+    paths = [order_branch(c) for c in coords_of]
+    length = np.array([path_length(pth) * (len(c) / max(len(pth), 1)) for pth, c in zip(paths, coords_of, strict=True)])
+    code = _neighbour_code(core.astype(np.uint8))
+    # Ends made by cutting at a junction zone are not hair tips.
+    endpoint = core & (_COUNT[code] <= 1) & (zone_dil == 0)
+    free_ends: dict[int, list] = {}
+    for y, x in zip(*np.nonzero(endpoint), strict=True):
+        free_ends.setdefault(int(labels[y, x]), []).append((float(x), float(y)))
+
+    # Spurs: short branches with one free end hanging off a junction are thinning artefacts.
+    alive = np.ones(nb, bool)
+    alive[0] = False
+    for b in range(1, nb):
+        wid = 2 * float(dist[coords_of[b][:, 1], coords_of[b][:, 0]].mean()) if len(coords_of[b]) else 1
+        if b in contacts and len(contacts[b]) == 1 and b in free_ends and length[b] < max(0.75 * wid, 3):
+            alive[b] = False
+        if b not in contacts and length[b] < min_len_px * 0.5:
+            alive[b] = False
+
+    uf = _UnionFind(nb)
+    unpaired_at: dict[int, list[int]] = {}
+    zone_branches: dict[int, list[tuple[int, np.ndarray]]] = {}
+    for b, zs in contacts.items():
+        if not alive[b]:
+            continue
+        for z, pts in zs.items():
+            contact = np.mean(np.asarray(pts, np.float64), 0)
+            radius = max(6.0, 2.5 * float(dist[int(contact[1]), int(contact[0])]) + 4)
+            zone_branches.setdefault(z, []).append((b, _branch_direction(coords_of[b], contact, radius)))
+    for z, items in zone_branches.items():
+        paired = _pair_branches(items)
+        for a, b in paired:
+            uf.union(a, b)
+        done = {x for p in paired for x in p}
+        unpaired_at[z] = [b for b, _ in items if b not in done]
+
+    chains_map: dict[int, list[int]] = {}
+    for b in range(1, nb):
+        if alive[b]:
+            chains_map.setdefault(uf.find(b), []).append(b)
+    at_border = _touches_border(labels, nb)
+    # A hair entering the frame by a sliver still counts (any part of the shaft in the image).
+    chains = [
+        c
+        for c in chains_map.values()
+        if sum(length[b] for b in c) >= (3 if any(at_border[b] for b in c) else min_len_px)
+    ]
+    chain_of = {b: i for i, c in enumerate(chains) for b in c}
+    # Dropped spurs would otherwise pull coverage mass away from the hair they hang on.
+    dead = np.zeros(nb, bool)
+    dead[1:] = ~alive[1:]
+    skel = skel & ~dead[labels]
+    cal, lens, cents = _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist, (h, w))
+    fu_sizes, ends = _follicular_units(chains, chain_of, unpaired_at, free_ends, mm_per_px, (h, w))
+    return HairGraph(labels, zones, chains, chain_of, cal, lens, cents, fu_sizes, ends)
+
+
+def _touches_border(labels, n):
+    edge = np.zeros(n + 1, bool)
+    for strip in (labels[:3], labels[-3:], labels[:, :3], labels[:, -3:]):
+        edge[np.unique(strip)] = True
+    edge[0] = False
+    return edge
+
+
+def _coords_by_label(labels, n):
+    ys, xs = np.nonzero(labels)
+    lab = labels[ys, xs]
+    order = np.argsort(lab, kind="stable")
+    splits = np.searchsorted(lab[order], np.arange(1, n + 1))
+    xy = np.stack([xs[order], ys[order]], 1)
+    out = [np.zeros((0, 2), int)]
+    for i in range(1, n):
+        out.append(xy[splits[i - 1] : splits[i]])
+    return out
+
+
+def _pair_branches(items):
+    """Greedy pairing of the most nearly opposite branch directions at one junction."""
+    cand = []
+    for i in range(len(items)):
+        for j in range(i + 1, len(items)):
+            c = -float(items[i][1] @ items[j][1])
+            if c >= PAIR_COS:
+                cand.append((c, items[i][0], items[j][0]))
+    cand.sort(reverse=True)
+    used, pairs = set(), []
+    for _, a, b in cand:
+        if a not in used and b not in used:
+            used |= {a, b}
+            pairs.append((a, b))
+    return pairs
+
+
+def _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist, shape):
+    """Per-hair width = coverage mass around its centre line / centre-line length.
+
+    Mass near junctions belongs to two hairs at once, so both the mass and the centre line
+    within a junction zone (plus a 2 px margin) are left out."""
+    h, w = shape
+    # A centre-line pixel only measures width when its whole cross-section is clear of zones.
+    dz = cv2.distanceTransform((zones == 0).astype(np.uint8), cv2.DIST_L2, 5)
+    src_lbl = np.where(skel, -1, 0).astype(np.int64)
+    ok_branch = (labels > 0) & (dz > dist * 1.5 + 2)
+    src_lbl[ok_branch] = labels[ok_branch]
+    _, nearest = cv2.distanceTransformWithLabels(
+        (~skel).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    sy, sx = np.nonzero(skel)
+    # distanceTransformWithLabels numbers zero pixels in row-major order, from 1.
+    lut = np.zeros(len(sy) + 1, np.int64)
+    lut[1:] = src_lbl[sy, sx]
+    pix_branch = lut[nearest]
+    region = (prob > 0.02) & (pix_branch > 0) & (zones == 0)
+    nb = int(labels.max()) + 1
+    mass = np.bincount(pix_branch[region], weights=prob[region], minlength=nb)
+    len_ok = np.zeros(nb)
+    for b in range(1, nb):
+        pth = paths[b]
+        if len(pth):
+            len_ok[b] = path_length(pth, ok_branch[pth[:, 1], pth[:, 0]])
+    cal = np.zeros(len(chains))
+    lens = np.zeros(len(chains))
+    cents = np.zeros((len(chains), 2))
+    for i, chain in enumerate(chains):
+        m = sum(mass[b] for b in chain)
+        ln = sum(len_ok[b] for b in chain)
+        n_free = sum(1 for b in chain for (x, y) in free_ends.get(b, ()) if 2 < x < w - 3 and 2 < y < h - 3)
+        lens[i] = sum(length[b] for b in chain)
+        pts = np.vstack([paths[b] for b in chain])
+        cents[i] = pts.mean(0)
+        if ln >= 2 and m > 0:
+            w0 = m / ln
+            cal[i] = m / (ln + n_free * w0 * 0.5)  # the skeleton stops half a width short of a tip
+        else:
+            cal[i] = 2 * float(dist[pts[:, 1], pts[:, 0]].mean())
+    return cal, lens, cents
+
+
+def _follicular_units(chains, chain_of, unpaired_at, free_ends, mm_per_px, shape):
+    """Hairs that leave one junction side by side, or whose free ends nearly touch, share an
+    opening; each connected group is one follicular unit."""
+    h, w = shape
+    uf = _UnionFind(len(chains))
+    for branches in unpaired_at.values():
+        ids = [chain_of[b] for b in branches if b in chain_of]
+        for a in ids[1:]:
+            uf.union(ids[0], a)
+    ends = [[] for _ in chains]
+    pts, owners = [], []
+    for b, lst in free_ends.items():
+        if b in chain_of:
+            for x, y in lst:
+                ends[chain_of[b]].append((x, y))
+                if 2 < x < w - 3 and 2 < y < h - 3:
+                    pts.append((x, y))
+                    owners.append(chain_of[b])
+    if pts:
+        p = np.asarray(pts)
+        link = FU_LINK_MM / mm_per_px
+        d = np.hypot(p[:, None, 0] - p[None, :, 0], p[:, None, 1] - p[None, :, 1])
+        for i, j in zip(*np.nonzero(np.triu(d < link, 1)), strict=True):
+            if owners[i] != owners[j]:
+                uf.union(owners[i], owners[j])
+    groups: dict[int, int] = {}
+    for i in range(len(chains)):
+        groups[uf.find(i)] = groups.get(uf.find(i), 0) + 1
+    return list(groups.values()), ends
+
+
+# ---------------------------------------------------------------- overview values
+
+
+def scalp_visibility(prob: np.ndarray, valid: np.ndarray | None = None) -> float:
+    """Fraction of the scalp area not covered by hair (1 = bare)."""
+    if valid is not None:
+        return float(1 - prob[valid].mean()) if valid.any() else float("nan")
+    return float(1 - prob.mean())
+
+
+def part_width_px(
+    prob: np.ndarray, valid: np.ndarray | None = None, smooth_px: float = 2.0
+) -> tuple[float, float] | None:
+    """Width of the most pronounced straight bare band, and its angle in degrees.
+
+    Coverage is averaged along each candidate direction; the part is the deepest trough of
+    that profile. Each edge is where the rising coverage ramp, extrapolated down, meets the
+    trough floor (hairs are combed away, so coverage rises gradually from the real edge)."""
+    h, w = prob.shape
+    valid = np.ones_like(prob, bool) if valid is None else valid
+    best = None
+    for ang in np.arange(0, 180, 3.0):
+        prof = _profile(prob, valid, ang, smooth_px)
+        if prof is None:
+            continue
+        depth = np.median(prof) - prof.min()
+        if best is None or depth > best[0]:
+            best = (depth, ang)
+    if best is None or best[0] < 0.1:
+        return None
+    # Refine the angle around the best coarse one.
+    angs = np.arange(best[1] - 3, best[1] + 3.01, 0.5)
+    ang = max(angs, key=lambda a: _trough_sharpness(_profile(prob, valid, a, smooth_px)))
+    prof = _profile(prob, valid, ang, smooth_px)
+    width = _trough_width(prof)
+    return (width, float(ang % 180)) if width is not None else None
+
+
+def _profile(prob, valid, ang, smooth_px):
+    h, w = prob.shape
+    m = cv2.getRotationMatrix2D((w / 2, h / 2), ang, 1.0)
+    d = int(np.hypot(h, w)) + 2
+    m[:, 2] += [(d - w) / 2, (d - h) / 2]
+    rp = cv2.warpAffine(prob, m, (d, d), flags=cv2.INTER_LINEAR)
+    rv = cv2.warpAffine(valid.astype(np.float32), m, (d, d), flags=cv2.INTER_NEAREST)
+    cnt = rv.sum(0)
+    ok = cnt > 0.5 * h
+    if ok.sum() < 20:
+        return None
+    prof = rp.sum(0)[ok] / cnt[ok]
+    return cv2.GaussianBlur(prof.reshape(1, -1).astype(np.float32), (0, 0), smooth_px).ravel()
+
+
+def _trough_sharpness(prof):
+    if prof is None:
+        return -1.0
+    return float(np.median(prof) - prof.min())
+
+
+def _trough_width(prof):
+    i0 = int(np.argmin(prof))
+    floor = float(np.percentile(prof[max(0, i0 - 2) : i0 + 3], 50))
+    plateau = float(np.median(prof))
+    if plateau - floor < 0.05:
+        return None
+    left = _edge(prof, i0, -1, floor, plateau)
+    right = _edge(prof, i0, +1, floor, plateau)
+    if left is None or right is None:
+        return None
+    return right - left
+
+
+def _edge(prof, i0, step, floor, plateau):
+    """Position where the ramp between 25% and 60% of the trough depth meets the floor."""
+    lo, hi = floor + 0.25 * (plateau - floor), floor + 0.6 * (plateau - floor)
+    i = i0
+    xs, ys = [], []
+    while 0 <= i < len(prof):
+        v = prof[i]
+        if lo <= v <= hi:
+            xs.append(i)
+            ys.append(v)
+        if v > hi:
+            break
+        i += step
+    if len(xs) < 2:
+        # A sharp edge: fall back to the half-depth crossing.
+        k = i0
+        half = (floor + plateau) / 2
+        while 0 <= k + step < len(prof) and prof[k + step] < half:
+            k += step
+        return float(k) + 0.5 * step
+    slope, icpt = np.polyfit(xs, ys, 1)
+    if abs(slope) < 1e-6:
+        return float(xs[0])
+    return float((floor - icpt) / slope)

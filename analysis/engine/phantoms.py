@@ -1,0 +1,667 @@
+"""Synthetic scalp images with exact ground truth.
+
+A phantom is a scalp ("world", in millimetres) with explicit hairs, imaged by a virtual camera
+(a homography from world millimetres to image pixels) under chosen photo conditions. Because
+every hair is known, every metric has an exact truth: count, density, follicular units,
+per-hair caliber, coverage (scalp visibility) and, for the part-line view, part width.
+Follow-ups re-image the same world after removing or adding hairs, with new conditions and a
+small camera move, so change detection has an exact truth as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import card as card_mod
+
+# RGB skin tones from very light to very dark (roughly Fitzpatrick I..VI).
+SKIN_TONES_RGB = {
+    "very_light": (243, 214, 198),
+    "light": (226, 186, 160),
+    "medium": (192, 142, 112),
+    "tan": (156, 104, 78),
+    "brown": (108, 72, 52),
+    "very_dark": (62, 43, 36),
+}
+HAIR_COLOURS_RGB = {
+    "black": (22, 20, 20),
+    "brown": (78, 52, 34),
+    "blonde": (205, 170, 115),
+    "grey": (190, 188, 185),
+}
+FU_SIZE_P = (0.40, 0.35, 0.18, 0.07)  # 1, 2, 3, 4 hairs per follicular unit
+SS = 4  # supersampling factor for exact sub-pixel hair widths
+
+
+@dataclass
+class Hair:
+    points_mm: np.ndarray  # (N, 2) polyline in world millimetres
+    diameter_um: float
+    fu_id: int
+    pigment: float  # 1 = full hair colour, lower = closer to skin (vellus)
+
+
+@dataclass
+class Scalp:
+    hairs: list[Hair]
+    skin_rgb: tuple[int, int, int]
+    hair_rgb: tuple[int, int, int]
+    openings_mm: np.ndarray  # (K, 2) follicle openings (including empty ones)
+    flakes: list[np.ndarray]  # polygons in world mm
+    texture_seed: int
+    view: str = "trichoscopy"
+    part_width_mm: float | None = None
+    extent_mm: tuple[float, float, float, float] = (0, 0, 1, 1)  # x0, y0, x1, y1
+
+
+@dataclass
+class Conditions:
+    exposure: float = 1.0  # multiplicative, 0.75..1.25
+    cast: tuple[float, float, float] = (1.0, 1.0, 1.0)  # BGR gains
+    vignette: float = 0.0  # fractional darkening at the corners
+    gradient: float = 0.0  # uneven light, fractional left-right ramp
+    blur_sigma_px: float = 0.0
+    noise_sigma: float = 0.0  # in 8-bit levels
+    jpeg_quality: int = 95
+    scale: float = 1.0  # >1 means the camera is further away (more mm per pixel)
+    rotation_deg: float = 0.0
+    tilt_deg: float = 0.0
+    tilt_axis_deg: float = 0.0
+    shift_mm: tuple[float, float] = (0.0, 0.0)
+    stamp: bool = True
+    with_card: bool = False
+
+
+@dataclass
+class Phantom:
+    image: np.ndarray  # BGR uint8 as a camera would deliver it
+    coverage: np.ndarray  # float32 0..1 true hair coverage per pixel (segmentation target)
+    truth: dict
+    world_to_image: np.ndarray  # 3x3 homography world mm -> image px
+    mm_per_px: float  # nominal scale (what a caller would pass)
+    view: str
+    scalp: Scalp
+    conditions: Conditions
+    regions_truth: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- scalp generation
+
+
+def _hair_polyline(rng, root, angle, length_mm, step_mm, curvature):
+    n = max(2, int(length_mm / step_mm) + 1)
+    turns = curvature * step_mm + rng.normal(0, 0.015, n) * np.sqrt(step_mm / 0.05)
+    angles = angle + np.cumsum(turns)
+    steps = np.stack([np.cos(angles), np.sin(angles)], 1) * step_mm
+    pts = root + np.vstack([[0, 0], np.cumsum(steps[:-1], 0)])
+    return pts.astype(np.float64)
+
+
+def _diameter_and_pigment(rng, miniaturisation):
+    u = rng.random()
+    if u < miniaturisation * 0.6:
+        return rng.uniform(15, 38), rng.uniform(0.35, 0.7)  # vellus: thin, little pigment
+    if u < miniaturisation:
+        return rng.uniform(40, 60), rng.uniform(0.7, 0.95)
+    return rng.uniform(60, 105), 1.0
+
+
+def make_trichoscopy_scalp(
+    rng: np.random.Generator, *, extent_mm, skin=None, hair=None, fu_per_cm2=None, miniaturisation=None, clipped=None
+) -> Scalp:
+    """A dermoscopy-scale patch of scalp with follicular units of 1-4 hairs."""
+    x0, y0, x1, y1 = extent_mm
+    skin = skin or rng.choice(list(SKIN_TONES_RGB))
+    hair = hair or rng.choice(list(HAIR_COLOURS_RGB))
+    fu_per_cm2 = fu_per_cm2 if fu_per_cm2 is not None else rng.uniform(35, 110)
+    miniaturisation = miniaturisation if miniaturisation is not None else rng.uniform(0.05, 0.6)
+    clipped = clipped if clipped is not None else rng.random() < 0.5
+    area_cm2 = (x1 - x0) * (y1 - y0) / 100.0
+    n_fu = rng.poisson(fu_per_cm2 * area_cm2)
+    centres = _spread_points(rng, n_fu, extent_mm, min_dist=0.25)
+    flow = rng.uniform(0, 2 * np.pi)
+    hairs: list[Hair] = []
+    for fu_id, c in enumerate(centres):
+        size = rng.choice(4, p=FU_SIZE_P) + 1
+        base = flow + rng.normal(0, 0.6)
+        for k in range(size):
+            diam, pig = _diameter_and_pigment(rng, miniaturisation)
+            if diam < 40:
+                length = rng.uniform(0.3, 1.5)
+            elif clipped:
+                length = rng.uniform(0.4, 1.3)
+            else:
+                length = rng.uniform(2.0, 8.0)
+            angle = base + (k - (size - 1) / 2) * rng.uniform(0.25, 0.5)
+            root = c + rng.normal(0, 0.012, 2)
+            pts = _hair_polyline(rng, root, angle, length, 0.04, rng.normal(0, 0.25))
+            hairs.append(Hair(pts, float(diam), fu_id, float(pig)))
+    n_empty = rng.poisson(8 * area_cm2)
+    empties = _spread_points(rng, n_empty, extent_mm, 0.2)
+    openings = np.vstack([centres.reshape(-1, 2), empties.reshape(-1, 2)])
+    flakes = _make_flakes(rng, extent_mm, rng.poisson(rng.uniform(0, 25) * area_cm2))
+    return Scalp(
+        hairs,
+        SKIN_TONES_RGB[skin],
+        HAIR_COLOURS_RGB[hair],
+        openings,
+        flakes,
+        int(rng.integers(1 << 30)),
+        "trichoscopy",
+        None,
+        tuple(extent_mm),
+    )
+
+
+def _spread_points(rng, n, extent_mm, min_dist):
+    """Roughly uniform points that keep a minimum distance (follicles do not overlap)."""
+    x0, y0, x1, y1 = extent_mm
+    pts: list[np.ndarray] = []
+    tries = 0
+    while len(pts) < n and tries < n * 30:
+        tries += 1
+        p = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        if pts and np.min(np.hypot(*(np.asarray(pts) - p).T)) < min_dist:
+            continue
+        pts.append(p)
+    return np.asarray(pts, np.float64).reshape(-1, 2)
+
+
+def _make_flakes(rng, extent_mm, n):
+    x0, y0, x1, y1 = extent_mm
+    flakes = []
+    for _ in range(n):
+        c = np.array([rng.uniform(x0, x1), rng.uniform(y0, y1)])
+        k = rng.integers(5, 9)
+        ang = np.sort(rng.uniform(0, 2 * np.pi, k))
+        rad = rng.uniform(0.05, 0.25) * rng.uniform(0.5, 1.0, k)
+        flakes.append(c + np.stack([np.cos(ang) * rad, np.sin(ang) * rad], 1))
+    return flakes
+
+
+def make_overview_scalp(
+    rng: np.random.Generator,
+    view: str,
+    *,
+    extent_mm,
+    skin=None,
+    hair=None,
+    density_per_cm2=None,
+    thinning=None,
+    part_width_mm=None,
+) -> Scalp:
+    """A head-scale patch for the standard views; hairs are long strands lying on the scalp."""
+    x0, y0, x1, y1 = extent_mm
+    skin = skin or rng.choice(list(SKIN_TONES_RGB))
+    hair = hair or rng.choice(list(HAIR_COLOURS_RGB))
+    density = density_per_cm2 if density_per_cm2 is not None else rng.uniform(60, 200)
+    thinning = thinning if thinning is not None else rng.uniform(0.0, 0.9)
+    cx, cy = (x0 + x1) / 2 + rng.normal(0, 5), (y0 + y1) / 2 + rng.normal(0, 5)
+    area_cm2 = (x1 - x0) * (y1 - y0) / 100.0
+    n = rng.poisson(density * area_cm2)
+    roots = np.stack([rng.uniform(x0, x1, n), rng.uniform(y0, y1, n)], 1)
+    part_angle = rng.uniform(-0.3, 0.3) + np.pi / 2  # part runs roughly top-bottom
+    keep = np.ones(n, bool)
+    if view == "crown":
+        r = np.hypot(roots[:, 0] - cx, roots[:, 1] - cy)
+        radius = rng.uniform(15, 40)
+        keep = rng.random(n) > thinning * np.clip(1.2 - r / radius, 0, 1)
+    elif view in ("hairline", "temple_left", "temple_right"):
+        # Hairless forehead above a curved hairline; deeper on one side for temples.
+        u = (roots[:, 0] - x0) / (x1 - x0)
+        line = y0 + (y1 - y0) * (
+            0.25
+            + thinning
+            * 0.25
+            * (np.cos(np.pi * u) ** 2 if view == "hairline" else (u if view == "temple_right" else 1 - u))
+        )
+        keep = roots[:, 1] > line
+    elif view == "part_line":
+        part_width_mm = part_width_mm if part_width_mm is not None else rng.uniform(1.0, 8.0)
+        normal = np.array([np.cos(part_angle - np.pi / 2), np.sin(part_angle - np.pi / 2)])
+        d = (roots - [cx, cy]) @ normal
+        keep = np.abs(d) > part_width_mm / 2
+    roots = roots[keep]
+    hairs = []
+    for i, rt in enumerate(roots):
+        diam, pig = _diameter_and_pigment(rng, 0.25 + 0.4 * thinning if view == "crown" else 0.2)
+        if view == "part_line":
+            normal = np.array([np.cos(part_angle - np.pi / 2), np.sin(part_angle - np.pi / 2)])
+            side = np.sign((rt - [cx, cy]) @ normal)
+            # Combed away from the part, sweeping slightly along it: never back across it.
+            ang = np.arctan2(side * normal[1], side * normal[0]) + rng.normal(0, 0.35)
+            length = rng.uniform(4, 14)
+        elif view == "crown":
+            ang = np.arctan2(rt[1] - cy, rt[0] - cx) + 1.1 + rng.normal(0, 0.3)  # whorl
+            length = rng.uniform(3, 12)
+        else:
+            ang = np.pi / 2 + rng.normal(0, 0.4)  # combed back, away from the forehead
+            length = rng.uniform(3, 12)
+        if diam < 40:
+            length = rng.uniform(0.5, 2.0)
+        pts = _hair_polyline(rng, rt, ang, length, 0.5, rng.normal(0, 0.03))
+        hairs.append(Hair(pts, float(diam), i, float(pig)))
+    return Scalp(
+        hairs,
+        SKIN_TONES_RGB[skin],
+        HAIR_COLOURS_RGB[hair],
+        np.zeros((0, 2)),
+        [],
+        int(rng.integers(1 << 30)),
+        view,
+        part_width_mm,
+        tuple(extent_mm),
+    )
+
+
+# ---------------------------------------------------------------- camera
+
+
+def camera_homography(size_px, mm_per_px, centre_mm, cond: Conditions) -> np.ndarray:
+    """World mm -> image px for a camera looking at centre_mm with the given pose changes."""
+    w, h = size_px
+    hw, hh = w * mm_per_px * cond.scale / 2, h * mm_per_px * cond.scale / 2
+    quad = np.array([[-hw, -hh], [hw, -hh], [hw, hh], [-hw, hh]])
+    # Tilt: the far edge of the field covers more scalp than the near edge (keystone).
+    a = np.sin(np.radians(cond.tilt_deg)) * 0.45
+    ax = np.radians(cond.tilt_axis_deg)
+    rot_axis = np.array([[np.cos(ax), -np.sin(ax)], [np.sin(ax), np.cos(ax)]])
+    q = quad @ rot_axis
+    q[:, 0] *= 1 + a * np.sign(q[:, 1]) * 0.5
+    q[:, 1] *= 1 + a * np.sign(q[:, 1]) * 0.25
+    quad = q @ rot_axis.T
+    r = np.radians(cond.rotation_deg)
+    rot = np.array([[np.cos(r), -np.sin(r)], [np.sin(r), np.cos(r)]])
+    quad = quad @ rot.T + np.asarray(centre_mm) + np.asarray(cond.shift_mm)
+    img = np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)
+    return cv2.getPerspectiveTransform(quad.astype(np.float32), img)
+
+
+def _project(h, pts):
+    p = cv2.perspectiveTransform(pts.reshape(-1, 1, 2).astype(np.float64), h)
+    return p.reshape(-1, 2)
+
+
+def local_px_per_mm(h, pt_mm) -> float:
+    """Geometric-mean scale of the homography at a world point."""
+    d = 0.05
+    p = _project(h, np.array([pt_mm, pt_mm + [d, 0], pt_mm + [0, d]]))
+    j = np.stack([(p[1] - p[0]) / d, (p[2] - p[0]) / d], 1)
+    return float(np.sqrt(abs(np.linalg.det(j))))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _skin_background(scalp: Scalp, h_world, size_px, rng):
+    w, h = size_px
+    base = np.array(scalp.skin_rgb[::-1], np.float32)
+    # Low-frequency texture fixed to the world, so re-imaging shows the same skin.
+    inv = np.linalg.inv(h_world)
+    gy, gx = np.mgrid[0:h:8, 0:w:8].astype(np.float32)
+    wpts = _project(inv, np.stack([gx.ravel(), gy.ravel()], 1)).reshape(gy.shape + (2,))
+    s = scalp.texture_seed % 1000 / 1000.0
+    tex = np.sin(wpts[..., 0] * 1.7 + s * 10) * np.cos(wpts[..., 1] * 1.3 + s * 7) + 0.5 * np.sin(
+        wpts[..., 0] * 4.1 - wpts[..., 1] * 3.3 + s * 3
+    )
+    tex = cv2.resize(tex.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+    img = base[None, None, :] * (1 + 0.05 * tex[..., None])
+    img += rng.normal(0, 2.0, img.shape).astype(np.float32)  # fine skin grain
+    return img
+
+
+def _draw_openings_and_flakes(img, scalp: Scalp, h_world):
+    if len(scalp.openings_mm):
+        pts = _project(h_world, scalp.openings_mm)
+        ppm = local_px_per_mm(h_world, scalp.openings_mm[0])
+        dark = np.array(scalp.skin_rgb[::-1], np.float32) * 0.72
+        for p in pts:
+            r = max(1, int(round(0.045 * ppm)))
+            cv2.circle(img, (int(p[0]), int(p[1])), r, dark.tolist(), -1, cv2.LINE_AA)
+    for poly in scalp.flakes:
+        pts = _project(h_world, poly)
+        overlay = img.copy()
+        cv2.fillPoly(overlay, [np.round(pts).astype(np.int32)], (232, 236, 238), cv2.LINE_AA)
+        cv2.addWeighted(overlay, 0.75, img, 0.25, 0, dst=img)
+
+
+def _hair_coverage_roi(pts_px, width_px, size_px):
+    """Exact-ish coverage of one hair: drawn at SS x resolution inside its bounding box."""
+    w, h = size_px
+    pad = width_px + 2
+    x0 = int(max(0, np.floor(pts_px[:, 0].min() - pad)))
+    y0 = int(max(0, np.floor(pts_px[:, 1].min() - pad)))
+    x1 = int(min(w, np.ceil(pts_px[:, 0].max() + pad)))
+    y1 = int(min(h, np.ceil(pts_px[:, 1].max() + pad)))
+    if x1 <= x0 or y1 <= y0:
+        return None
+    canvas = np.zeros(((y1 - y0) * SS, (x1 - x0) * SS), np.uint8)
+    p = np.round((pts_px - [x0, y0]) * SS * 16).astype(np.int32)  # 4 fractional bits
+    thick = max(1, int(round(width_px * SS)))
+    cv2.polylines(canvas, [p.reshape(-1, 1, 2)], False, 255, thick, cv2.LINE_8, 4)
+    cov = cv2.resize(canvas.astype(np.float32) / 255.0, (x1 - x0, y1 - y0), interpolation=cv2.INTER_AREA)
+    return (y0, y1, x0, x1), cov
+
+
+def _render_hairs(img, scalp: Scalp, h_world, size_px, rng):
+    w, h = size_px
+    coverage = np.zeros((h, w), np.float32)
+    hair_bgr = np.array(scalp.hair_rgb[::-1], np.float32)
+    skin_bgr = np.array(scalp.skin_rgb[::-1], np.float32)
+    order = rng.permutation(len(scalp.hairs))
+    for i in order:
+        hair = scalp.hairs[i]
+        pts = _project(h_world, hair.points_mm)
+        if pts[:, 0].max() < -5 or pts[:, 1].max() < -5 or pts[:, 0].min() > w + 5 or pts[:, 1].min() > h + 5:
+            continue
+        width_px = hair.diameter_um / 1000.0 * local_px_per_mm(h_world, hair.points_mm[len(pts) // 2])
+        roi = _hair_coverage_roi(pts, width_px, size_px)
+        if roi is None:
+            continue
+        (y0, y1, x0, x1), cov = roi
+        colour = skin_bgr + (hair_bgr - skin_bgr) * hair.pigment
+        colour = colour * rng.uniform(0.9, 1.1)
+        a = cov[..., None]
+        img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - a) + colour * a
+        sub = coverage[y0:y1, x0:x1]
+        coverage[y0:y1, x0:x1] = sub + cov * (1 - sub)
+    return coverage
+
+
+def _render_overview_hairs(img, scalp: Scalp, h_world, size_px):
+    """Many strands: draw per width bin at SS x on a full canvas (fast C polylines)."""
+    w, h = size_px
+    ss = 3
+    ppm = local_px_per_mm(
+        h_world,
+        np.array([(scalp.extent_mm[0] + scalp.extent_mm[2]) / 2, (scalp.extent_mm[1] + scalp.extent_mm[3]) / 2]),
+    )
+    bins: dict[int, list] = {}
+    for hair in scalp.hairs:
+        pts = _project(h_world, hair.points_mm)
+        if pts[:, 0].max() < 0 or pts[:, 1].max() < 0 or pts[:, 0].min() > w or pts[:, 1].min() > h:
+            continue
+        t = max(1, int(round(hair.diameter_um / 1000 * ppm * ss)))
+        bins.setdefault(t, []).append(np.round(pts * ss * 16).astype(np.int32).reshape(-1, 1, 2))
+    uncovered = np.ones((h, w), np.float32)
+    for t, polys in bins.items():
+        canvas = np.zeros((h * ss, w * ss), np.uint8)
+        cv2.polylines(canvas, polys, False, 255, t, cv2.LINE_8, 4)
+        cov = cv2.resize(canvas.astype(np.float32) / 255, (w, h), interpolation=cv2.INTER_AREA)
+        uncovered *= 1 - cov
+    coverage = 1 - uncovered
+    hair_bgr = np.array(scalp.hair_rgb[::-1], np.float32)
+    img[:] = img * (1 - coverage[..., None]) + hair_bgr * coverage[..., None]
+    return coverage
+
+
+def _card_mask_and_paste(img, h_world, card_origin_mm, size_px):
+    ppm_card = 10.0
+    raster = card_mod.render_card_bgr(ppm_card).astype(np.float32)
+    # card px -> card mm -> world mm -> image px
+    t = np.array([[1 / ppm_card, 0, card_origin_mm[0]], [0, 1 / ppm_card, card_origin_mm[1]], [0, 0, 1]])
+    hc = h_world @ t
+    w, h = size_px
+    warped = cv2.warpPerspective(raster, hc, (w, h), flags=cv2.INTER_AREA)
+    mask = cv2.warpPerspective(np.ones(raster.shape[:2], np.float32), hc, (w, h), flags=cv2.INTER_LINEAR)
+    img[:] = img * (1 - mask[..., None]) + warped * mask[..., None]
+    return mask
+
+
+def apply_conditions(img: np.ndarray, cond: Conditions, rng) -> np.ndarray:
+    """Photo conditions that do not move pixels: light, colour, optics, sensor, compression."""
+    h, w = img.shape[:2]
+    out = img * cond.exposure * np.asarray(cond.cast, np.float32)[None, None, :]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
+    light = (1 - cond.vignette * r2) * (1 + cond.gradient * (xx / w - 0.5))
+    out = out * light[..., None]
+    if cond.blur_sigma_px > 0.05:
+        out = cv2.GaussianBlur(out, (0, 0), cond.blur_sigma_px)
+    if cond.noise_sigma > 0:
+        out = out + rng.normal(0, cond.noise_sigma, out.shape).astype(np.float32)
+    out = np.clip(out, 0, 255).astype(np.uint8)
+    if cond.stamp:
+        _stamp(out, rng)
+    if cond.jpeg_quality < 100:
+        ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, int(cond.jpeg_quality)])
+        out = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return out
+
+
+def _stamp(img, rng):
+    """Device overlay in a corner: date and magnification, as dermoscopes burn them in."""
+    h, w = img.shape[:2]
+    scale = max(0.4, w / 1600)
+    text = f"2026-{rng.integers(1, 13):02d}-{rng.integers(1, 29):02d} {rng.choice([20, 30, 50, 70])}x"
+    corner = rng.integers(4)
+    (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    x = 8 if corner in (0, 3) else w - tw - 8
+    y = th + 8 if corner in (0, 1) else h - 8
+    colour = (255, 255, 255) if rng.random() < 0.7 else (0, 230, 255)
+    cv2.putText(
+        img, text, (int(x), int(y)), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, max(1, int(scale * 2)), cv2.LINE_AA
+    )
+
+
+def random_conditions(rng, *, strength: float = 1.0, trichoscopy: bool = True, **over) -> Conditions:
+    """Photo conditions drawn over the ranges the issue asks for (strength scales them)."""
+    s = strength
+    c = Conditions(
+        exposure=float(1 + rng.uniform(-0.25, 0.25) * s),
+        cast=tuple(float(v) for v in 1 + rng.uniform(-0.12, 0.12, 3) * s),
+        vignette=float(rng.uniform(0, 0.35) * s),
+        gradient=float(rng.uniform(-0.3, 0.3) * s),
+        blur_sigma_px=float(rng.uniform(0, 1.4) * s),
+        noise_sigma=float(rng.uniform(0, 6) * s),
+        jpeg_quality=int(rng.integers(60, 96)),
+        scale=1.0 if trichoscopy else float(1 + rng.uniform(-0.15, 0.15) * s),
+        rotation_deg=float(rng.uniform(-180, 180)),
+        tilt_deg=0.0 if trichoscopy else float(rng.uniform(0, 15) * s),
+        tilt_axis_deg=float(rng.uniform(0, 180)),
+        shift_mm=(0.0, 0.0),
+        stamp=trichoscopy,
+    )
+    return dataclasses.replace(c, **over)
+
+
+def image_phantom(
+    scalp: Scalp, size_px, mm_per_px, cond: Conditions, seed: int, centre_mm=None, card_origin_mm=None
+) -> Phantom:
+    """Render one photo of a scalp and compute its exact truth."""
+    rng = np.random.default_rng(seed)
+    w, h = size_px
+    x0, y0, x1, y1 = scalp.extent_mm
+    centre = np.array(centre_mm if centre_mm is not None else ((x0 + x1) / 2, (y0 + y1) / 2))
+    hw = camera_homography(size_px, mm_per_px, centre, cond)
+    img = _skin_background(scalp, hw, size_px, rng)
+    _draw_openings_and_flakes(img, scalp, hw)
+    if scalp.view == "trichoscopy":
+        coverage = _render_hairs(img, scalp, hw, size_px, rng)
+    else:
+        coverage = _render_overview_hairs(img, scalp, hw, size_px)
+    card_mask = None
+    if cond.with_card and card_origin_mm is not None:
+        card_mask = _card_mask_and_paste(img, hw, card_origin_mm, size_px)
+        coverage = coverage * (1 - card_mask)
+    out = apply_conditions(img, cond, rng)
+    truth = compute_truth(scalp, hw, size_px, coverage, card_mask)
+    return Phantom(out, coverage.astype(np.float32), truth, hw, mm_per_px, scalp.view, scalp, cond)
+
+
+def visible_hairs(scalp: Scalp, h_world, size_px) -> list[int]:
+    """Hairs with any part of the shaft inside the image (the counting rule)."""
+    w, h = size_px
+    idx = []
+    for i, hair in enumerate(scalp.hairs):
+        pts = _dense(hair.points_mm, 0.01)
+        p = _project(h_world, pts)
+        if np.any((p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)):
+            idx.append(i)
+    return idx
+
+
+def _dense(pts, step):
+    seg = np.diff(pts, axis=0)
+    lens = np.hypot(*seg.T)
+    out = [pts[:1]]
+    for p, s, ln in zip(pts[:-1], seg, lens, strict=True):
+        k = max(1, int(np.ceil(ln / step)))
+        out.append(p + s * (np.arange(1, k + 1)[:, None] / k))
+    return np.vstack(out)
+
+
+def compute_truth(scalp: Scalp, h_world, size_px, coverage, card_mask=None) -> dict:
+    w, h = size_px
+    ppm = local_px_per_mm(h_world, np.array(_project(np.linalg.inv(h_world), np.array([[w / 2, h / 2]]))[0]))
+    scalp_px = w * h - (float(card_mask.sum()) if card_mask is not None else 0.0)
+    area_cm2 = scalp_px / ppm**2 / 100.0
+    valid = np.ones((h, w), bool) if card_mask is None else card_mask < 0.5
+    truth = {
+        "mm_per_px": 1.0 / ppm,
+        "area_cm2": area_cm2,
+        "scalp_visibility": float(1 - coverage[valid].mean()),
+        "part_width_mm": scalp.part_width_mm,
+    }
+    if scalp.view != "trichoscopy":
+        return truth
+    vis = visible_hairs(scalp, h_world, size_px)
+    diam = np.array([scalp.hairs[i].diameter_um for i in vis])
+    fus: dict[int, int] = {}
+    for i in vis:
+        fus[scalp.hairs[i].fu_id] = fus.get(scalp.hairs[i].fu_id, 0) + 1
+    sizes = np.array(list(fus.values()))
+    truth.update(
+        {
+            "hair_count": len(vis),
+            "density_per_cm2": len(vis) / area_cm2,
+            "follicular_units": {
+                "1": int((sizes == 1).sum()),
+                "2": int((sizes == 2).sum()),
+                "3+": int((sizes >= 3).sum()),
+            },
+            "mean_caliber_um": float(diam.mean()) if len(diam) else 0.0,
+            "vellus_fraction": float((diam < 40).mean()) if len(diam) else 0.0,
+            "terminal_fraction": float((diam >= 60).mean()) if len(diam) else 0.0,
+            "cumulative_thickness_mm_per_cm2": float(diam.sum() / 1000 / area_cm2),
+            "visible_hair_ids": vis,
+        }
+    )
+    return truth
+
+
+# ---------------------------------------------------------------- convenience builders
+
+
+def trichoscopy_phantom(
+    seed: int, *, size_px=(640, 480), mm_per_px=None, conditions=None, strength=1.0, **scalp_kw
+) -> Phantom:
+    rng = np.random.default_rng(seed)
+    mm_per_px = mm_per_px if mm_per_px is not None else float(rng.uniform(0.0025, 0.012))
+    fw, fh = size_px[0] * mm_per_px, size_px[1] * mm_per_px
+    m = max(fw, fh) * 0.6 + 2.0  # margin: hairs enter from outside; follow-ups may move
+    scalp = make_trichoscopy_scalp(rng, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
+    cond = conditions or random_conditions(rng, strength=strength)
+    return image_phantom(scalp, size_px, mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0))
+
+
+def overview_phantom(
+    seed: int,
+    view: str = "crown",
+    *,
+    size_px=(1200, 900),
+    mm_per_px=None,
+    conditions=None,
+    strength=1.0,
+    with_card=False,
+    **scalp_kw,
+) -> Phantom:
+    rng = np.random.default_rng(seed)
+    mm_per_px = mm_per_px if mm_per_px is not None else float(rng.uniform(0.12, 0.2))
+    fw, fh = size_px[0] * mm_per_px, size_px[1] * mm_per_px
+    m = 20.0
+    scalp = make_overview_scalp(rng, view, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
+    cond = conditions or random_conditions(rng, strength=strength, trichoscopy=False, with_card=with_card)
+    card_origin = None
+    if cond.with_card:
+        # The card sits in the lower-left part of the field, beside the area of interest.
+        card_origin = (-fw / 2 * 0.92, fh / 2 * 0.92 - card_mod.CARD_H_MM)
+        if card_mod.CARD_W_MM > fw * 0.55:
+            card_origin = None
+    return image_phantom(
+        scalp, size_px, mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0), card_origin_mm=card_origin
+    )
+
+
+def follow_up(
+    base: Phantom, seed: int, *, change_fraction: float = 0.0, strength: float = 1.0, move_mm: float | None = None
+) -> Phantom:
+    """Re-image the same scalp after removing (negative) or adding (positive) a fraction of the
+    visible hairs, with new photo conditions and a small camera move."""
+    rng = np.random.default_rng(seed)
+    scalp = base.scalp
+    hairs = list(scalp.hairs)
+    size = base.image.shape[1], base.image.shape[0]
+    visible = base.truth.get("visible_hair_ids") or list(range(len(hairs)))
+    k = int(round(abs(change_fraction) * len(visible)))
+    if change_fraction < 0 and k:
+        drop = set(rng.choice(visible, size=k, replace=False).tolist())
+        hairs = [hr for i, hr in enumerate(hairs) if i not in drop]
+    elif change_fraction > 0 and k:
+        hairs = hairs + _new_hairs(rng, base, k)
+    new_scalp = dataclasses.replace(scalp, hairs=hairs)
+    fw = size[0] * base.mm_per_px
+    move = move_mm if move_mm is not None else fw * 0.06
+    trich = base.view == "trichoscopy"
+    cond = random_conditions(
+        rng,
+        strength=strength,
+        trichoscopy=trich,
+        rotation_deg=base.conditions.rotation_deg + float(rng.uniform(-10, 10)),
+        shift_mm=tuple(float(v) for v in rng.uniform(-move, move, 2)),
+        with_card=base.conditions.with_card,
+    )
+    return image_phantom(new_scalp, size, base.mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0))
+
+
+def _new_hairs(rng, base: Phantom, k: int) -> list[Hair]:
+    """New hairs rooted inside the baseline field (regrowth), same scalp statistics."""
+    inv = np.linalg.inv(base.world_to_image)
+    w, h = base.image.shape[1], base.image.shape[0]
+    out = []
+    fu0 = max((hr.fu_id for hr in base.scalp.hairs), default=0) + 1
+    for j in range(k):
+        root = _project(inv, np.array([[rng.uniform(0.1, 0.9) * w, rng.uniform(0.1, 0.9) * h]]))[0]
+        diam, pig = _diameter_and_pigment(rng, 0.3)
+        pts = _hair_polyline(rng, root, rng.uniform(0, 2 * np.pi), rng.uniform(0.4, 1.3), 0.04, 0.0)
+        out.append(Hair(pts, float(diam), fu0 + j, float(pig)))
+    return out
+
+
+def change_truth(base: Phantom, follow: Phantom) -> float:
+    """True fractional change in hair count on the overlap of the two fields."""
+    w, h = base.image.shape[1], base.image.shape[0]
+    hb, hf = base.world_to_image, follow.world_to_image
+
+    def in_both(hair):
+        pts = _dense(hair.points_mm, 0.01)
+        pb, pf = _project(hb, pts), _project(hf, pts)
+        ok = (
+            (pb[:, 0] >= 0)
+            & (pb[:, 0] < w)
+            & (pb[:, 1] >= 0)
+            & (pb[:, 1] < h)
+            & (pf[:, 0] >= 0)
+            & (pf[:, 0] < w)
+            & (pf[:, 1] >= 0)
+            & (pf[:, 1] < h)
+        )
+        return bool(ok.any())
+
+    nb = sum(in_both(hr) for hr in base.scalp.hairs)
+    nf = sum(in_both(hr) for hr in follow.scalp.hairs)
+    return (nf - nb) / max(nb, 1)

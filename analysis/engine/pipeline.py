@@ -1,0 +1,293 @@
+"""analyze_image / analyze_batch: calibration and quality -> segmentation -> metrics -> pictures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from . import grading, heatmaps, metrics
+from .calibration import Calibration, calibrate
+from .quality import QualityReport, assess
+from .segmentation import Segmenter, load_segmenter
+
+VIEWS = ("crown", "hairline", "temple_left", "temple_right", "part_line", "trichoscopy")
+OVERVIEW_MAX_SIDE = 1280  # hair strands are still visible as texture; 12 MP -> about 1.2 MP
+TRICHO_MAX_SIDE = 3000  # trichoscopy keeps full resolution up to this size
+MIN_SIDE = 64
+MAX_PIXELS = 100e6
+GRID = (3, 3)
+HIST_EDGES_UM = tuple(range(0, 160, 10))
+
+
+class BadImage(Exception):
+    """The image can never be analysed; the message is meant for a clinician."""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    vellus_um: float = 40.0
+    terminal_um: float = 60.0
+
+
+DEFAULT_THRESHOLDS = Thresholds()
+
+
+@dataclass
+class Prepared:
+    original_shape: tuple
+    view: str
+    work: np.ndarray  # BGR at working resolution
+    scale: float  # work px per original px
+    calibration: Calibration
+    quality: QualityReport
+    valid: np.ndarray  # scalp pixels (not card, not device overlay) at working resolution
+
+    @property
+    def mm_per_px_work(self) -> float | None:
+        mm = self.calibration.mm_per_px
+        return None if mm is None else mm / self.scale
+
+
+@dataclass
+class ImageAnalysis:
+    values: dict
+    view: str
+    heatmap_bgr: np.ndarray | None = field(default=None, repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)  # uint8 0/1 hair mask, working resolution
+    prob: np.ndarray | None = field(default=None, repr=False)  # hair coverage, working resolution
+    graph: metrics.HairGraph | None = field(default=None, repr=False)
+    prepared: Prepared | None = field(default=None, repr=False)
+    regions: dict | None = None
+
+    def to_dict(self) -> dict:
+        d = dict(self.values)
+        if self.regions is not None:
+            d["regions"] = self.regions
+        return d
+
+    def heatmap_png(self) -> bytes | None:
+        return None if self.heatmap_bgr is None else heatmaps.to_png(self.heatmap_bgr)
+
+
+def decode_image(data: bytes) -> np.ndarray:
+    """Bytes of a JPEG/PNG/... -> BGR uint8, upright per EXIF; BadImage when it cannot be."""
+    if not data:
+        raise BadImage("The file is empty.")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise BadImage("The file is not a readable image (JPEG, PNG, TIFF or WebP expected).")
+    check_image(img)
+    return img
+
+
+def check_image(img: np.ndarray) -> None:
+    if not isinstance(img, np.ndarray) or img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        raise BadImage("The image must be a colour (3-channel, 8-bit) photo.")
+    h, w = img.shape[:2]
+    if min(h, w) < MIN_SIDE:
+        raise BadImage(f"The image is too small to analyse ({w}x{h} pixels).")
+    if h * w > MAX_PIXELS:
+        raise BadImage(f"The image is too large ({w}x{h} pixels; at most 100 megapixels).")
+    if float(img.std()) < 1.0:
+        raise BadImage("The image is blank (a single colour).")
+
+
+def device_overlay_mask(img: np.ndarray) -> np.ndarray:
+    """Burned-in text (date, magnification) in the corners: pure white or yellow strokes."""
+    h, w = img.shape[:2]
+    b, g, r = (img[..., i].astype(np.int16) for i in range(3))
+    white = (b > 240) & (g > 240) & (r > 240)
+    yellow = (r > 200) & (g > 200) & (b < 90)
+    text = (white | yellow).astype(np.uint8)
+    corner = np.zeros((h, w), np.uint8)
+    ch, cw = max(1, h // 6), max(1, w // 3)
+    for ys in (slice(0, ch), slice(h - ch, h)):
+        for xs in (slice(0, cw), slice(w - cw, w)):
+            corner[ys, xs] = 1
+    text &= corner
+    if text.sum() < 20:
+        return np.zeros((h, w), bool)
+    # Group strokes into a text box, then cover it with a margin.
+    blob = cv2.dilate(text, np.ones((9, 25), np.uint8))
+    return cv2.dilate(blob, np.ones((5, 5), np.uint8)) > 0
+
+
+def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measures: dict | None = None) -> Prepared:
+    if view not in VIEWS:
+        raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
+    check_image(img)
+    h, w = img.shape[:2]
+    limit = TRICHO_MAX_SIDE if view == "trichoscopy" else OVERVIEW_MAX_SIDE
+    s = min(1.0, limit / max(h, w))
+    # Trichoscopy uses the device's scale; looking for a card there would only cost time.
+    cal = (
+        calibrate(img, mm_per_px)
+        if view != "trichoscopy" or mm_per_px is None
+        else Calibration(float(mm_per_px), None, "given")
+    )
+    qual = assess(img, view, cal, baseline_measures)
+    if view == "trichoscopy" and cal.mm_per_px is None:
+        qual.fail(
+            "no_scale",
+            "The dermoscope's scale is unknown: set its micrometres per pixel in the clinic "
+            "settings so that density and caliber can be measured.",
+        )
+    work = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+    valid = np.ones(work.shape[:2], bool)
+    card = cal.card_mask(img.shape)
+    if card is not None:
+        valid &= ~(
+            cv2.resize(card.astype(np.uint8), (work.shape[1], work.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+        )
+    if view == "trichoscopy":
+        valid &= ~device_overlay_mask(work)
+    return Prepared(img.shape, view, work, s, cal, qual, valid)
+
+
+def analyze_image(
+    image_bgr: np.ndarray,
+    *,
+    view: str,
+    mm_per_px: float | None = None,
+    sex: str | None = None,
+    thresholds: Thresholds = Thresholds(),
+    segmenter: Segmenter | None = None,
+) -> ImageAnalysis:
+    return analyze_batch(
+        [image_bgr], views=[view], mm_per_px=[mm_per_px], sex=sex, thresholds=thresholds, segmenter=segmenter
+    )[0]
+
+
+def analyze_batch(
+    images: list[np.ndarray],
+    *,
+    views: list[str],
+    mm_per_px: list[float | None],
+    sex: str | None = None,
+    thresholds: Thresholds = Thresholds(),
+    segmenter: Segmenter | None = None,
+    baseline_measures: list[dict | None] | None = None,
+    with_heatmap: bool = True,
+) -> list[ImageAnalysis]:
+    """Segment all images in one batched pass (one GPU round trip), then measure each."""
+    if not (len(images) == len(views) == len(mm_per_px)):
+        raise ValueError("images, views and mm_per_px must have the same length")
+    t0 = time.perf_counter()
+    seg = segmenter or load_segmenter()
+    bases = baseline_measures or [None] * len(images)
+    preps = [prepare(img, v, m, b) for img, v, m, b in zip(images, views, mm_per_px, bases, strict=True)]
+    probs = seg.predict([p.work for p in preps])
+    per_image_overhead = (time.perf_counter() - t0) / max(len(images), 1)
+    out = []
+    for p, prob in zip(preps, probs, strict=True):
+        t1 = time.perf_counter()
+        res = measure(
+            p, prob, sex=sex, thresholds=thresholds, model_version=model_version(seg), with_heatmap=with_heatmap
+        )
+        res.values["seconds"] = round(per_image_overhead + time.perf_counter() - t1, 3)
+        out.append(res)
+    return out
+
+
+def model_version(seg: Segmenter) -> str:
+    return f"{seg.model_version}+metrics-{metrics.METRICS_VERSION}"
+
+
+def measure(
+    p: Prepared, prob: np.ndarray, *, sex=None, thresholds=Thresholds(), model_version="", with_heatmap=True
+) -> ImageAnalysis:
+    prob = np.where(p.valid, prob, 0).astype(np.float32)
+    mm = p.mm_per_px_work
+    h, w = prob.shape
+    vals = _empty_values()
+    vals["scalp_visibility"] = round(metrics.scalp_visibility(prob, p.valid), 4)
+    graph = None
+    if p.view == "trichoscopy":
+        graph = metrics.build_hair_graph(prob, mm or 0.008)
+        vals.update(_hair_values(graph, mm, (h, w), thresholds))
+    if p.view == "part_line" and mm:
+        pw = metrics.part_width_px(prob, p.valid, smooth_px=max(1.0, 0.3 / mm))
+        vals["part_width_mm"] = None if pw is None else round(pw[0] * mm, 2)
+    regions = regional_grid(prob, p.valid, graph, mm)
+    vals["severity"] = grading.suggest(p.view, sex, np.array(regions["scalp_visibility"]), vals["part_width_mm"])
+    vals["quality"] = p.quality.to_dict()
+    vals["calibration"] = p.calibration.to_dict()
+    vals["model_version"] = model_version
+    heat = heatmaps.coverage_heatmap(p.work, prob, mm, p.valid) if with_heatmap else None
+    return ImageAnalysis(vals, p.view, heat, (prob > metrics.MASK_THRESHOLD).astype(np.uint8), prob, graph, p, regions)
+
+
+def _empty_values() -> dict:
+    return {
+        k: None
+        for k in (
+            "hair_count",
+            "density_per_cm2",
+            "follicular_units",
+            "mean_caliber_um",
+            "caliber_histogram_um",
+            "vellus_fraction",
+            "terminal_fraction",
+            "cumulative_thickness_mm_per_cm2",
+            "scalp_visibility",
+            "part_width_mm",
+            "quality",
+            "calibration",
+            "severity",
+            "model_version",
+            "seconds",
+        )
+    }
+
+
+def _hair_values(g: metrics.HairGraph, mm: float | None, shape, th: Thresholds) -> dict:
+    n = len(g.chains)
+    sizes = np.asarray(g.fu_sizes, int)
+    v = {
+        "hair_count": n,
+        "follicular_units": {"1": int((sizes == 1).sum()), "2": int((sizes == 2).sum()), "3+": int((sizes >= 3).sum())},
+    }
+    if mm is None:
+        return v
+    area_cm2 = shape[0] * shape[1] * mm * mm / 100.0
+    cal = g.caliber_px * mm * 1000.0
+    counts, _ = np.histogram(cal, bins=list(HIST_EDGES_UM) + [1e9])
+    v.update(
+        {
+            "density_per_cm2": round(n / area_cm2, 2),
+            "mean_caliber_um": round(float(cal.mean()), 2) if n else None,
+            "caliber_histogram_um": {"edges_um": list(HIST_EDGES_UM), "counts": [int(c) for c in counts]},
+            "vellus_fraction": round(float((cal < th.vellus_um).mean()), 4) if n else None,
+            "terminal_fraction": round(float((cal >= th.terminal_um).mean()), 4) if n else None,
+            "cumulative_thickness_mm_per_cm2": round(float(cal.sum() / 1000.0 / area_cm2), 3),
+        }
+    )
+    return v
+
+
+def regional_grid(prob, valid, graph, mm) -> dict:
+    """The same values per cell of a 3x3 grid (rows top to bottom)."""
+    h, w = prob.shape
+    rows, cols = GRID
+    vis = np.full(GRID, np.nan)
+    dens = np.full(GRID, np.nan) if graph is not None and mm else None
+    for r in range(rows):
+        for c in range(cols):
+            ys, xs = slice(r * h // rows, (r + 1) * h // rows), slice(c * w // cols, (c + 1) * w // cols)
+            vis[r, c] = metrics.scalp_visibility(prob[ys, xs], valid[ys, xs])
+            if dens is not None:
+                cx, cy = graph.centroid[:, 0], graph.centroid[:, 1]
+                k = ((cx >= xs.start) & (cx < xs.stop) & (cy >= ys.start) & (cy < ys.stop)).sum() if len(cx) else 0
+                area = (ys.stop - ys.start) * (xs.stop - xs.start) * mm * mm / 100
+                dens[r, c] = k / area
+    out = {"grid": list(GRID), "scalp_visibility": _round_grid(vis)}
+    if dens is not None:
+        out["density_per_cm2"] = _round_grid(dens)
+    return out
+
+
+def _round_grid(a):
+    return [[None if not np.isfinite(x) else round(float(x), 4) for x in row] for row in a]

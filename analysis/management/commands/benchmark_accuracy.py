@@ -1,0 +1,28 @@
+"""python manage.py benchmark_accuracy: accuracy of the engine on a fixed-seed held-out phantom set."""
+
+import logging
+
+from django.core.management.base import BaseCommand
+
+from analysis.engine import benchmark
+
+
+class Command(BaseCommand):
+    help = "Measure the engine against exact phantom ground truth and print a Markdown table."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--n", type=int, default=40, help="trichoscopy fields (other sets scale with it)")
+        parser.add_argument("--seed", type=int, default=benchmark.BENCH_SEED0)
+        parser.add_argument(
+            "--repeatability",
+            action="store_true",
+            help="first measure repeatability on unchanged pairs (own seeds) and save it",
+        )
+        parser.add_argument("--threads", type=int, default=2)
+
+    def handle(self, *args, **opts):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        if opts["repeatability"]:
+            benchmark.measure_repeatability(threads=opts["threads"])
+        report = benchmark.run(n=opts["n"], seed0=opts["seed"], threads=opts["threads"])
+        self.stdout.write(report)

@@ -1,0 +1,38 @@
+import numpy as np
+import pytest
+
+import analysis.engine as engine
+from analysis.engine import phantoms
+
+CHANGE_KEYS = {"baseline", "followup", "change_pct", "uncertainty_pct", "significant"}
+
+
+@pytest.fixture(scope="module")
+def pair():
+    base = phantoms.trichoscopy_phantom(77, size_px=(400, 300), mm_per_px=0.008, strength=0.4)
+    return base, phantoms.follow_up(base, 3, change_fraction=-0.3, strength=0.3)
+
+
+def test_it_reports_the_contract_keys_and_a_loss(pair, segmenter):
+    base, fol = pair
+    c = engine.compare_images(base.image, fol.image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    d = c.to_dict()
+    assert set(d) == {"comparable", "reasons", "overlap_fraction", "changes"}
+    assert set(d["changes"]) == {"hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility"}
+    assert all(set(v) == CHANGE_KEYS for v in d["changes"].values())
+    assert d["comparable"] and d["overlap_fraction"] > 0.6
+    assert d["changes"]["hair_count"]["change_pct"] < -10
+    assert c.change_map_png().startswith(b"\x89PNG")
+
+
+def test_unrelated_photos_are_not_comparable(pair, segmenter):
+    other = np.random.default_rng(0).integers(0, 255, pair[0].image.shape, dtype=np.uint8)
+    c = engine.compare_images(pair[0].image, other, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    assert not c.comparable and c.reasons and c.change_map_bgr is None
+
+
+def test_uncertainty_comes_from_measured_repeatability():
+    from analysis.engine import comparison
+
+    sigma = comparison.repeatability()
+    assert set(sigma) == set(comparison.METRIC_KEYS) and all(v > 0 for v in sigma.values())

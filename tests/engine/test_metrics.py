@@ -1,0 +1,51 @@
+import numpy as np
+import pytest
+
+from analysis.engine import metrics
+
+from .conftest import lines_coverage
+
+
+def test_skeletonize_thins_a_bar_to_one_line():
+    m = np.zeros((20, 40), bool)
+    m[5:15, 3:37] = True
+    sk = metrics.skeletonize(m)
+    assert sk.sum() > 20 and sk.any(axis=0).sum() >= 20 and sk.any(axis=1).sum() <= 2
+
+
+@pytest.mark.parametrize("width", [4.0, 10.0])
+def test_crossing_hairs_count_as_two_with_their_width(width):
+    g = metrics.build_hair_graph(lines_coverage([(10, 100, 190, 100), (100, 10, 100, 190)], width), 0.005)
+    assert len(g.chains) == 2
+    assert np.allclose(g.caliber_px, width, rtol=0.08)
+
+
+def test_two_hairs_from_one_opening_form_a_two_hair_unit():
+    g = metrics.build_hair_graph(lines_coverage([(100, 100, 190, 60), (100, 100, 190, 140)], 6), 0.005)
+    assert len(g.chains) == 2 and sorted(g.fu_sizes) == [2]
+
+
+def test_separate_hairs_are_separate_units():
+    g = metrics.build_hair_graph(lines_coverage([(10, 40, 150, 40), (10, 150, 150, 150)], 5), 0.005)
+    assert len(g.chains) == 2 and sorted(g.fu_sizes) == [1, 1]
+
+
+def test_a_hair_entering_the_frame_by_a_sliver_counts():
+    g = metrics.build_hair_graph(lines_coverage([(-20, 100, 6, 100)], 4), 0.005)
+    assert len(g.chains) == 1
+
+
+def test_visibility_is_uncovered_fraction():
+    prob = np.zeros((10, 10), np.float32)
+    prob[:, :3] = 1
+    assert metrics.scalp_visibility(prob) == pytest.approx(0.7)
+    valid = np.zeros((10, 10), bool)
+    valid[:, :5] = True
+    assert metrics.scalp_visibility(prob, valid) == pytest.approx(0.4)
+
+
+def test_part_width_of_a_bare_band():
+    prob = np.full((200, 300), 0.6, np.float32)
+    prob[:, 140:160] = 0.0  # a 20 px part
+    w, ang = metrics.part_width_px(prob)
+    assert abs(w - 20) < 1.5 and (ang < 5 or ang > 175)

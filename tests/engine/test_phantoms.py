@@ -1,0 +1,42 @@
+import numpy as np
+
+from analysis.engine import phantoms
+
+
+def test_it_is_deterministic_for_a_seed():
+    a = phantoms.trichoscopy_phantom(5, size_px=(200, 160), mm_per_px=0.008)
+    b = phantoms.trichoscopy_phantom(5, size_px=(200, 160), mm_per_px=0.008)
+    assert np.array_equal(a.image, b.image)
+    assert a.truth["hair_count"] == b.truth["hair_count"]
+
+
+def test_it_returns_image_coverage_and_truth_of_matching_shape(tricho):
+    assert tricho.image.shape == (240, 320, 3) and tricho.image.dtype == np.uint8
+    assert tricho.coverage.shape == (240, 320) and 0 <= tricho.coverage.min() <= tricho.coverage.max() <= 1
+    t = tricho.truth
+    assert t["hair_count"] == len(t["visible_hair_ids"]) > 0
+    assert abs(t["density_per_cm2"] - t["hair_count"] / t["area_cm2"]) < 1e-9
+    assert sum(t["follicular_units"].values()) > 0
+    assert abs(t["scalp_visibility"] - (1 - tricho.coverage.mean())) < 1e-6
+
+
+def test_it_renders_hair_width_exactly():
+    hair = phantoms.Hair(np.array([[-1.0, 0.0], [1.0, 0.0]]), 80.0, 0, 1.0)
+    scalp = phantoms.Scalp([hair], (200, 170, 150), (20, 20, 20), np.zeros((0, 2)), [], 1, extent_mm=(-1, -1, 1, 1))
+    p = phantoms.image_phantom(scalp, (200, 100), 0.005, phantoms.Conditions(stamp=False), 0, centre_mm=(0, 0))
+    # 80 um at 5 um/px = 16 px wide, across the whole 200 px frame
+    assert abs(p.coverage.sum() / 200 - 16) < 0.3
+
+
+def test_follow_up_removes_the_requested_fraction():
+    base = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008)
+    fol = phantoms.follow_up(base, 1, change_fraction=-0.2, move_mm=0.0)
+    n = len(base.truth["visible_hair_ids"])
+    assert len(base.scalp.hairs) - len(fol.scalp.hairs) == round(0.2 * n)
+    assert -0.3 < phantoms.change_truth(base, fol) < -0.1
+
+
+def test_overview_part_line_has_a_known_part_width():
+    p = phantoms.overview_phantom(3, "part_line", size_px=(300, 240), part_width_mm=4.0)
+    assert p.truth["part_width_mm"] == 4.0
+    assert p.truth.get("hair_count") is None

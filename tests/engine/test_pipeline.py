@@ -1,0 +1,75 @@
+import json
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import analysis.engine as engine
+
+GOLDEN = Path(__file__).parent / "golden" / "tricho_123.json"
+KEYS = {"hair_count", "density_per_cm2", "follicular_units", "mean_caliber_um", "caliber_histogram_um",
+        "vellus_fraction", "terminal_fraction", "cumulative_thickness_mm_per_cm2", "scalp_visibility",
+        "part_width_mm", "quality", "calibration", "severity", "model_version", "seconds"}
+
+
+def test_public_names():
+    assert engine.VIEWS == ("crown", "hairline", "temple_left", "temple_right", "part_line", "trichoscopy")
+    assert engine.Thresholds() == engine.Thresholds(40.0, 60.0)
+    assert isinstance(engine.MODEL_VERSION, str) and engine.MODEL_VERSION
+
+
+@pytest.mark.parametrize("data,match", [(b"", "empty"), (b"not an image", "readable")])
+def test_decode_rejects_unreadable_files(data, match):
+    with pytest.raises(engine.BadImage, match=match):
+        engine.decode_image(data)
+
+
+def test_decode_rejects_tiny_and_blank_images():
+    for img, match in [(np.zeros((20, 20, 3), np.uint8), "too small"), (np.zeros((200, 200, 3), np.uint8), "blank")]:
+        ok, buf = cv2.imencode(".png", img)
+        with pytest.raises(engine.BadImage, match=match):
+            engine.decode_image(buf.tobytes())
+
+
+def test_analyze_image_returns_exactly_the_contract_keys(tricho, segmenter):
+    a = engine.analyze_image(tricho.image, view="trichoscopy", mm_per_px=tricho.mm_per_px, segmenter=segmenter)
+    d = a.to_dict()
+    assert set(d) - {"regions"} == KEYS
+    json.dumps(d)
+    assert d["calibration"]["source"] == "given" and d["severity"] is None
+    assert a.mask.dtype == np.uint8 and a.mask.shape == tricho.image.shape[:2]
+    assert a.heatmap_png().startswith(b"\x89PNG")
+    assert d["model_version"] == engine.MODEL_VERSION
+
+
+def test_golden_output_on_a_fixed_phantom(tricho, segmenter):
+    """Pins the whole pipeline: change it only with MODEL_VERSION (regenerate with GOLDEN_UPDATE=1)."""
+    d = engine.analyze_image(tricho.image, view="trichoscopy", mm_per_px=tricho.mm_per_px, segmenter=segmenter).to_dict()
+    d.pop("seconds")
+    if not GOLDEN.exists() or __import__("os").environ.get("GOLDEN_UPDATE"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(d, indent=1, sort_keys=True))
+    want = json.loads(GOLDEN.read_text())
+    assert d["model_version"] == want["model_version"]
+    assert d["hair_count"] == want["hair_count"]
+    assert d["follicular_units"] == want["follicular_units"]
+    for k in ("density_per_cm2", "mean_caliber_um", "scalp_visibility", "vellus_fraction"):
+        assert d[k] == pytest.approx(want[k], abs=1e-3), k
+
+
+def test_batch_matches_single_and_overview_has_severity(segmenter):
+    from analysis.engine import phantoms
+
+    ov = phantoms.overview_phantom(8, "crown", size_px=(400, 300), mm_per_px=0.2)
+    res = engine.analyze_batch([ov.image, ov.image], views=["crown", "crown"], mm_per_px=[0.2, 0.2], sex="male",
+                               segmenter=segmenter)
+    a, b = (r.to_dict() for r in res)
+    assert a["scalp_visibility"] == b["scalp_visibility"]
+    assert a["severity"]["scale"] == "norwood" and 1 <= a["severity"]["stage_index"] <= 7
+    assert a["hair_count"] is None and a["part_width_mm"] is None
+
+
+def test_an_unknown_view_is_a_programming_error(tricho, segmenter):
+    with pytest.raises(ValueError, match="view"):
+        engine.analyze_image(tricho.image, view="nape", segmenter=segmenter)

@@ -1,0 +1,60 @@
+import cv2
+import numpy as np
+import pytest
+
+from analysis.engine import phantoms, quality
+from analysis.engine.calibration import Calibration
+
+GIVEN = Calibration(0.008, None, "given")
+
+
+@pytest.fixture(scope="module")
+def good():
+    return phantoms.trichoscopy_phantom(11, size_px=(400, 320), mm_per_px=0.008,
+                                        conditions=phantoms.Conditions(stamp=False)).image
+
+
+def test_a_good_photo_passes(good):
+    rep = quality.assess(good, "trichoscopy", GIVEN)
+    assert rep.ok, rep.reasons
+
+
+@pytest.mark.parametrize(
+    "code,mutate,view,cal",
+    [
+        ("resolution", lambda im: cv2.resize(im, (200, 160)), "trichoscopy", GIVEN),
+        ("focus", lambda im: cv2.GaussianBlur(im, (0, 0), 5), "trichoscopy", GIVEN),
+        ("too_dark", lambda im: (im * 0.02).astype(np.uint8), "trichoscopy", GIVEN),
+        ("too_bright", lambda im: np.clip(im.astype(int) * 3, 0, 255).astype(np.uint8), "trichoscopy", GIVEN),
+        ("no_card", lambda im: cv2.resize(im, (1000, 800)), "crown", Calibration(None, None, "none")),
+        ("tilt", lambda im: im, "trichoscopy", Calibration(0.1, 22.0, "card")),
+    ],
+)
+def test_each_failure_has_its_code_and_an_actionable_reason(good, code, mutate, view, cal):
+    rep = quality.assess(mutate(good), view, cal)
+    assert not rep.ok and code in rep.codes
+    reason = rep.reasons[rep.codes.index(code)]
+    assert any(w in reason.lower() for w in ("retake", "send", "set", "lay", "add", "move", "hold"))
+
+
+@pytest.mark.parametrize(
+    "code,base_change",
+    [
+        ("match_exposure", {"median_luma": 40.0}),
+        ("match_tilt", {"tilt_deg": 25.0}),
+        ("match_distance", {"mm_per_px": 0.02}),
+        ("match_focus", {"sharpness": 10.0}),
+    ],
+)
+def test_a_follow_up_is_checked_against_its_baseline(good, code, base_change):
+    cal = Calibration(0.01, 2.0, "card")
+    base = quality.assess(good, "trichoscopy", cal).measures | base_change
+    rep = quality.assess(good, "trichoscopy", cal, base)
+    assert code in rep.codes
+    assert "first session" in rep.reasons[rep.codes.index(code)]
+
+
+def test_the_focus_measure_falls_with_blur(good):
+    grey = cv2.cvtColor(good, cv2.COLOR_BGR2GRAY)
+    values = [quality.sharpness(cv2.GaussianBlur(grey, (0, 0), s) if s else grey) for s in (0, 1, 2, 4)]
+    assert values == sorted(values, reverse=True)
