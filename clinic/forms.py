@@ -17,6 +17,7 @@ class ClinicSettingsForm(forms.ModelForm):
                   "report_header"]
         labels = {"vellus_max_um": "Vellus below (µm)", "terminal_min_um": "Terminal from (µm)",
                   "trichoscope_mm_per_px": "Dermoscope scale (mm per pixel)"}
+        widgets = {"report_header": forms.Textarea(attrs={"rows": 3})}
 
     def clean(self):
         cleaned = super().clean()
