@@ -38,6 +38,11 @@ class AnalysisRun(TenantOwned):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     reason = models.CharField(max_length=60, default="upload", help_text="What asked for this run.")
+    # The claim: a worker owns a running run until its lease ends (time limit + grace). A worker
+    # killed mid-run leaves its lease to expire, so the redelivered message can take the run over.
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    worker = models.CharField(max_length=120, blank=True, help_text="host:pid of the worker that last claimed it.")
 
     class Meta:
         ordering = ["queued_at"]
@@ -48,6 +53,10 @@ class AnalysisRun(TenantOwned):
 
     def __str__(self):
         return f"run {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {self.Status.DONE, self.Status.FAILED}
 
 
 class PhotoResult(TenantOwned):

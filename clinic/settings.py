@@ -85,6 +85,8 @@ TEMPLATES = [
 DATABASES = {
     "default": parse_database_url(env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'trichotrack.sqlite3'}"))
 }
+if env_str("TEST_DATABASE_NAME"):  # lets several test runs share one PostgreSQL server
+    DATABASES["default"]["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 PASSWORD_HASHERS = [
@@ -142,6 +144,23 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
 # Analysis queue: "embedded" runs the dramatiq actors in-process (demo); redis:// or amqp:// in production.
 BROKER_URL = parse_broker_url(env_str("BROKER_URL", "embedded"))
+# Analysis workers (docs/WORKERS.md). The web sends to ANALYSIS_QUEUE: "analysis" (CPU workers)
+# or "analysis-gpu" once GPU workers run; both queues always have an actor.
+ANALYSIS_QUEUE = env_str("ANALYSIS_QUEUE", "analysis")
+if ANALYSIS_QUEUE not in {"analysis", "analysis-gpu"}:
+    raise ImproperlyConfigured(f"ANALYSIS_QUEUE must be analysis or analysis-gpu, not {ANALYSIS_QUEUE!r}")
+ANALYSIS_TIME_LIMIT_S = env_int("ANALYSIS_TIME_LIMIT_S", 300)
+ANALYSIS_MAX_RETRIES = env_int("ANALYSIS_MAX_RETRIES", 5)
+ANALYSIS_MIN_BACKOFF_MS = env_int("ANALYSIS_MIN_BACKOFF_MS", 2000)
+ANALYSIS_MAX_BACKOFF_MS = env_int("ANALYSIS_MAX_BACKOFF_MS", 300_000)
+ANALYSIS_BATCH_SIZE = env_int("ANALYSIS_BATCH_SIZE", 16)  # images per forward pass on a GPU worker
+ANALYSIS_DEVICE = env_str("ANALYSIS_DEVICE", "")  # "", "cpu", "cuda", "cuda:1"; empty: CUDA when present
+WORKER_THREADS = env_int("WORKER_THREADS", 1)
+WORKER_PROCESSES = env_int("WORKER_PROCESSES", 1)
+ANALYSIS_TORCH_THREADS = env_int("ANALYSIS_TORCH_THREADS", 0)  # 0: cores ÷ (processes × threads)
+# A Redis worker that misses heartbeats this long is dead and its messages are redelivered.
+BROKER_HEARTBEAT_TIMEOUT_MS = env_int("BROKER_HEARTBEAT_TIMEOUT_MS", 60_000)
+BROKER_MAINTENANCE_CHANCE = env_int("BROKER_MAINTENANCE_CHANCE", 1000)  # per million Redis commands
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
@@ -155,6 +174,10 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = PRODUCTION
 CSRF_COOKIE_SECURE = PRODUCTION
 SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", PRODUCTION)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000 if PRODUCTION else 0)
+if env_bool("BEHIND_TLS_PROXY", False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 X_FRAME_OPTIONS = "DENY"
 
 REST_FRAMEWORK = {

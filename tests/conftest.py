@@ -24,6 +24,16 @@ def _private_media(settings, tmp_path):
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": tmp_path / "media"}}}
 
 
+@pytest.fixture(autouse=True)
+def _no_stray_embedded_analysis():
+    # A committed upload starts the in-process analysis worker (embedded broker); stop it and drop
+    # its queue after each test so no thread outlives the test database it was working on.
+    yield
+    from analysis.broker import reset_embedded
+
+    reset_embedded()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _postgres_when_required(django_db_setup, django_db_blocker):
     # scripts/test sets this: a run that silently fell back to SQLite would skip every RLS guarantee.

@@ -1,0 +1,147 @@
+"""What one analysis message does: claim its runs, analyse them as one batch, save each result.
+
+Called by the actors (analysis/tasks.py) and, synchronously, by tests and seed_demo; it takes
+ids only and reaches the database through analysis.services with the clinic set for RLS.
+"""
+
+import logging
+import time
+import uuid
+
+from django.conf import settings
+from dramatiq.middleware.time_limit import TimeLimitExceeded
+
+from analysis import selectors, services
+from analysis.models import AnalysisRun
+from analysis.pipeline import BadImage, ComparisonOutcome, Settings, get_pipeline
+from clinic.tenancy import clinic_context
+
+log = logging.getLogger(__name__)
+
+
+def pipeline_for_worker():
+    device = settings.ANALYSIS_DEVICE or None
+    pipeline = get_pipeline(device, settings.ANALYSIS_BATCH_SIZE)
+    if settings.WORKER_THREADS > 1 and pipeline.segmenter is not None and pipeline.device.startswith("cuda"):
+        from analysis.batching import share_segmenter
+
+        share_segmenter(pipeline)
+    return pipeline
+
+
+def process_runs(*, clinic_id: str, run_ids: list[str], final_attempt: bool, worker: str) -> dict:
+    """Returns counts; raises services.RunBusy (retry later) or a transient error (retry with backoff)."""
+    token = uuid.uuid4()
+    claimed, busy = _claim_all(clinic_id, run_ids, token, worker)
+    counts = {"claimed": len(claimed), "done": 0, "failed": 0}
+    pending = list(claimed)
+    try:
+        if claimed:
+            _analyse(pending, token, counts)
+    except TimeLimitExceeded:
+        _fail_all(pending, token, AnalysisRun.ErrorKind.TIMEOUT,
+                  f"The analysis took longer than the {settings.ANALYSIS_TIME_LIMIT_S} s limit.", counts)
+        return counts
+    except Exception as error:
+        if final_attempt:
+            _fail_all(pending, token, AnalysisRun.ErrorKind.TRANSIENT,
+                      f"Failed after {settings.ANALYSIS_MAX_RETRIES + 1} attempts: {error!r}", counts)
+            return counts
+        for run in pending:
+            services.run_release(run=run, token=token, reason=repr(error))
+        raise
+    if busy:
+        raise busy[0]
+    return counts
+
+
+def _claim_all(clinic_id, run_ids, token, worker):
+    claimed, busy = [], []
+    lease_s = settings.ANALYSIS_TIME_LIMIT_S
+    for run_id in run_ids:
+        try:
+            run = services.run_claim(clinic_id=clinic_id, run_id=run_id, token=token, worker=worker, lease_s=lease_s)
+        except services.RunBusy as error:
+            busy.append(error)
+            continue
+        if run is not None:
+            claimed.append(run)
+    busy.sort(key=lambda e: e.until)
+    return claimed, busy
+
+
+def _fail_all(pending, token, kind, reason, counts):
+    for run in list(pending):
+        if services.run_fail(run=run, token=token, kind=kind, reason=reason):
+            counts["failed"] += 1
+        pending.remove(run)
+
+
+def _analyse(pending: list[AnalysisRun], token, counts) -> None:
+    pipeline = pipeline_for_worker()
+    started = time.monotonic()
+    blobs = [_read(run.photo.file) for run in pending]
+    loaded = time.monotonic()
+    images = pipeline.decode_many(blobs)
+    decoded = time.monotonic()
+    good = []
+    for run, image in zip(list(pending), images, strict=True):
+        if isinstance(image, BadImage):
+            services.run_fail(run=run, token=token, kind=AnalysisRun.ErrorKind.BAD_INPUT, reason=str(image))
+            counts["failed"] += 1
+            pending.remove(run)
+        else:
+            good.append((run, image))
+    if not good:
+        return
+    outcomes = pipeline.analyze([image for _, image in good], [Settings.from_dict(r.engine_settings) for r, _ in good])
+    analysed = time.monotonic()
+    per_image = {"load": (loaded - started) / len(blobs), "decode": (decoded - loaded) / len(blobs),
+                 "analyse": (analysed - decoded) / len(good), "batch": len(good), "device": pipeline.device}
+    for (run, image), outcome in zip(good, outcomes, strict=True):
+        if isinstance(outcome, BadImage):
+            services.run_fail(run=run, token=token, kind=AnalysisRun.ErrorKind.BAD_INPUT, reason=str(outcome))
+            counts["failed"] += 1
+            pending.remove(run)
+            continue
+        t0 = time.monotonic()
+        comparisons = _compare(pipeline, run, image)
+        t1 = time.monotonic()
+        timings = per_image | {"compare": t1 - t0, "queue_wait": (run.started_at - run.queued_at).total_seconds()}
+        try:
+            services.run_complete(run=run, token=token, model_version=pipeline.model_version, outcome=outcome,
+                                  comparisons=comparisons, timings=timings)
+        except services.LostClaim:
+            log.warning("run %s was taken over after its lease ended; this worker's result is dropped", run.id)
+        else:
+            counts["done"] += 1
+        pending.remove(run)
+
+
+def _compare(pipeline, run, image) -> dict:
+    with clinic_context(run.clinic_id):
+        targets = selectors.comparison_targets(run.photo)
+    settings_ = Settings.from_dict(run.engine_settings)
+    done: dict = {}
+    out = {}
+    for against, other in targets.items():
+        if other.id not in done:
+            done[other.id] = _compare_one(pipeline, other, image, settings_)
+        out[against] = (other.id, done[other.id])
+    return out
+
+
+def _compare_one(pipeline, other, image, settings_) -> ComparisonOutcome:
+    try:
+        from analysis.pipeline import decode
+
+        baseline = decode(_read(other.file))
+    except BadImage as error:
+        return ComparisonOutcome({"comparable": False, "reasons": [f"the earlier photo cannot be read: {error}"],
+                                  "overlap_fraction": 0.0, "changes": {}}, None)
+    return pipeline.compare(baseline, image, settings_)
+
+
+def _read(field) -> bytes:
+    with field.open("rb") as handle:
+        return handle.read()

@@ -1,0 +1,23 @@
+"""CPU thread budget for workers: cores ÷ (processes × threads), never oversubscribed."""
+
+import os
+
+from django.conf import settings
+
+
+def cpu_thread_budget() -> int:
+    if settings.ANALYSIS_TORCH_THREADS:
+        return settings.ANALYSIS_TORCH_THREADS
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, settings.WORKER_PROCESSES * settings.WORKER_THREADS))
+
+
+def limit_cpu_threads() -> int:
+    n = cpu_thread_budget()
+    os.environ["OMP_NUM_THREADS"] = str(n)
+    import cv2
+    import torch
+
+    torch.set_num_threads(n)
+    cv2.setNumThreads(n)
+    return n
