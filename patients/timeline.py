@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import Count
+from django.db.models import Count, Max, Q
 
 from analysis.models import AnalysisRun, PhotoComparison
 from clinic.tenancy import get_object_for_clinic
@@ -184,6 +184,32 @@ def photo_entry(timeline: Timeline, visit_id, series_key: str) -> PhotoEntry | N
     if entry is None:
         return None
     return next((p for p in entry.photos if p.series_key == series_key), None)
+
+
+def fingerprint(patient: Patient) -> tuple:
+    """Everything the timeline shows changes one of these values; seven small indexed queries.
+
+    The rendered timeline is cached under this (see workspace.patient_timeline), so a new run,
+    result, comparison, note, grade, treatment edit, exclusion, scale or baseline shows at once,
+    across processes, without the writers (web, workers) having to invalidate anything.
+    """
+    scope = {"clinic_id": patient.clinic_id, "visit__patient_id": patient.id}
+    visits = tuple(Visit.objects.filter(clinic_id=patient.clinic_id, patient=patient)
+                   .order_by("date", "created_at").values_list("id", "date", "kind", "status"))
+    runs = AnalysisRun.objects.filter(**scope).aggregate(
+        n=Count("id"), last_queued=Max("queued_at"), last_finished=Max("finished_at"),
+        **{s: Count("id", filter=Q(status=s)) for s in AnalysisRun.Status.values})
+    comparisons = PhotoComparison.objects.filter(clinic_id=patient.clinic_id, photo__visit__patient_id=patient.id
+                                                 ).aggregate(n=Count("id"), last=Max("created_at"))
+    photos = tuple(Photo.objects.filter(**scope).filter(
+        Q(excluded_from_trend=True) | Q(mm_per_px_override__isnull=False)).order_by("id").values_list(
+        "id", "excluded_from_trend", "mm_per_px_override"))
+    notes = ClinicalNote.objects.filter(**scope).aggregate(n=Count("id"), last=Max("updated_at"))
+    grades = SeverityGrade.objects.filter(**scope).aggregate(n=Count("id"), last=Max("graded_at"))
+    treatments = tuple(Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient).order_by("id")
+                       .values_list("id", "name", "dose", "start", "stop"))
+    return (patient.baseline_visit_id, visits, tuple(sorted(runs.items())), tuple(sorted(comparisons.items())),
+            photos, tuple(sorted(notes.items())), tuple(sorted(grades.items())), treatments)
 
 
 # Display --------------------------------------------------------------------------------------

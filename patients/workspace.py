@@ -2,17 +2,21 @@
 there, and the files those pages show. Views are thin: reads through patients.timeline and
 patients.selectors, writes through patients.services and analysis.services."""
 
+import hashlib
 import io
 import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.template.loader import select_template
+from django.template.loader import render_to_string, select_template
 from django.urls import reverse
+from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 from PIL import Image
 
@@ -24,6 +28,7 @@ from patients.workspace_forms import CorrectionForm, GradeForm, NoteForm, Treatm
 
 CLINICAL_ROLES = {Role.ADMIN, Role.CLINICIAN}
 THUMB_PX = 360
+TIMELINE_CACHE_SECONDS = 600
 
 
 def _status_template():
@@ -36,18 +41,38 @@ def _status_template():
 
 # Pages ------------------------------------------------------------------------------------------
 
+CSRF_PLACEHOLDER = "__csrf_token_placeholder__"
+
+
 @login_required
 def patient_timeline(request, clinic_slug, patient_id):
     patient = selectors.get_patient(request, patient_id)
     require_care_team(request)
     services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
-    data = timeline.load_timeline(patient)
-    units = request.clinic.units
+    can_edit = request.membership.role in CLINICAL_ROLES
+    fingerprint = timeline.fingerprint(patient)
+    key = "timeline:" + hashlib.sha256(repr((request.clinic.id, request.clinic.units, can_edit, fingerprint))
+                                       .encode()).hexdigest()
+    body = cache.get(key)
+    if body is None:
+        body = _timeline_body(request, patient, can_edit)
+        cache.set(key, body, TIMELINE_CACHE_SECONDS)
+    visits = fingerprint[1]
     return render(request, "patients/patient_detail.html", {
-        "patient": patient, "timeline": data, "visits_newest_first": data.visits[::-1],
-        "headline": timeline.headline(data),
-        "trend_json": timeline.trend_series(data, units),
-        "treatment_form": TreatmentForm(), "can_edit": request.membership.role in CLINICAL_ROLES,
+        "patient": patient, "visit_count": len(visits), "latest_visit_id": visits[-1][0] if visits else None,
+        "body": mark_safe(body.replace(CSRF_PLACEHOLDER, get_token(request))),
+    })
+
+
+def _timeline_body(request, patient, can_edit):
+    """The heavy part of the timeline, free of anything specific to the request (the CSRF token is
+    a placeholder), so that it can be cached for every clinician of the clinic."""
+    data = timeline.load_timeline(patient)
+    return render_to_string("patients/workspace/_timeline_body.html", {
+        "clinic": request.clinic, "patient": patient, "timeline": data, "latest": data.visits[-1] if data.visits
+        else None, "visits_newest_first": data.visits[::-1], "headline": timeline.headline(data),
+        "trend_json": timeline.trend_series(data, request.clinic.units), "treatment_form": TreatmentForm(),
+        "can_edit": can_edit, "csrf_placeholder": CSRF_PLACEHOLDER,
     })
 
 

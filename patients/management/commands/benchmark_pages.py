@@ -1,0 +1,171 @@
+"""Page timings under concurrent load: the timeline of a 50-visit patient served by gunicorn, and
+the visit report's generation time. Prints numbers; it is a benchmark, not a test.
+
+    python manage.py benchmark_pages --visits 50 --clients 10 --requests 600
+
+It creates (once) a clinic "bench" with a clinician and a patient with saved results for every
+photo (the same builders the workspace tests use), starts gunicorn on a free port, warms it up,
+then runs N client threads on keep-alive connections and reports p50/p95/p99 and throughput.
+"""
+
+import http.client
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.contrib.sessions.backends.db import SessionStore
+from django.core.management.base import BaseCommand
+
+from clinic.models import Clinic, Membership, Role
+from clinic.tenancy import operator_context
+from patients import services
+from patients.models import Patient, Visit
+
+SLUG = "bench"
+
+
+class Command(BaseCommand):
+    help = "Time the patient timeline under concurrent load (gunicorn) and the visit report generation."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--visits", type=int, default=50)
+        parser.add_argument("--clients", type=int, default=10)
+        parser.add_argument("--requests", type=int, default=600, help="Measured requests in total.")
+        parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+        parser.add_argument("--reports", type=int, default=5)
+
+    def handle(self, *args, visits, clients, requests, workers, reports, **options):
+        user, patient = self._world(visits)
+        cookie = self._session(user)
+        engine = settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]
+        self.stdout.write(f"patient with {visits} visits × 5 photos; database {engine}")
+        port = _free_port()
+        server = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "clinic.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+             "--log-level", "warning", "--error-logfile", "-", "--keep-alive", "30"],
+            env={**os.environ}, start_new_session=True)
+        try:
+            _wait_for(port)
+            path = f"/c/{SLUG}/patients/{patient.id}/"
+            _check(port, path, cookie)
+            _load(port, path, cookie, clients=clients, total=max(clients * 3, 30))  # warm-up
+            times, wall = _load(port, path, cookie, clients=clients, total=requests)
+            self._print(f"timeline ({visits} visits, {clients} clients, {workers} gunicorn workers)", times, wall)
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=20)
+        self._report(patient, reports)
+
+    def _world(self, n_visits):
+        from tests.workspace import builders  # the saved-result builders shared with the tests
+
+        User = get_user_model()
+        with operator_context():
+            clinic = Clinic.objects.filter(slug=SLUG).first() or Clinic.objects.create(
+                slug=SLUG, name="Benchmark Clinic", report_header="Benchmark Clinic · 1 Load Street")
+            user = User.objects.filter(username="bench-clinician").first() or User.objects.create_user(
+                "bench-clinician", first_name="Bea", last_name="Bench")
+            Membership.objects.get_or_create(user=user, clinic=clinic, defaults={"role": Role.CLINICIAN})
+            external_id = f"BENCH-{n_visits}"
+            patient = Patient.objects.filter(clinic=clinic, external_id=external_id).first()
+            if patient is not None:
+                return user, patient
+            patient = services.patient_create(clinic=clinic, external_id=external_id, first_name="Bench",
+                                              last_name=f"Patient {n_visits}", sex_at_birth="male")
+        self.stdout.write(f"building {n_visits} analysed visits…")
+        builders.build_history(patient, visits=n_visits, with_files=True, months_apart=1)
+        return user, patient
+
+    def _session(self, user) -> str:
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.create()
+        return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
+
+    def _report(self, patient, count):
+        from patients.report import visit_report_pdf
+
+        with operator_context():
+            visit = Visit.objects.filter(patient=patient).select_related("patient").order_by("-date").first()
+            clinic = Clinic.objects.get(id=patient.clinic_id)
+            times, size = [], 0
+            for _ in range(count):
+                started = time.perf_counter()
+                size = len(visit_report_pdf(visit=visit, clinic=clinic, author="Bea Bench"))
+                times.append(time.perf_counter() - started)
+        self.stdout.write(f"report: median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms "
+                          f"over {count} runs ({size / 1024:.0f} KiB, {patient.visits.count()} visits in the trend)")
+
+    def _print(self, name, times, wall):
+        times = sorted(times)
+
+        def pct(p):
+            return times[min(len(times) - 1, int(len(times) * p))] * 1000
+
+        self.stdout.write(f"{name}: {len(times)} requests in {wall:.1f} s = {len(times) / wall:.0f} req/s; "
+                          f"p50 {pct(0.50):.0f} ms, p95 {pct(0.95):.0f} ms, p99 {pct(0.99):.0f} ms, "
+                          f"max {times[-1] * 1000:.0f} ms")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError("gunicorn did not start")
+
+
+def _get(conn, path, cookie):
+    conn.request("GET", path, headers={"Cookie": cookie})
+    response = conn.getresponse()
+    body = response.read()
+    return response.status, body
+
+
+def _check(port, path, cookie):
+    status, body = _get(http.client.HTTPConnection("127.0.0.1", port, timeout=30), path, cookie)
+    if status != 200 or b"tl-visit" not in body:
+        raise RuntimeError(f"timeline answered {status}; is the session valid?")
+
+
+def _load(port, path, cookie, *, clients, total):
+    times, lock = [], threading.Lock()
+    per_client = [total // clients + (1 if i < total % clients else 0) for i in range(clients)]
+
+    def client(n):
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        mine = []
+        for _ in range(n):
+            started = time.perf_counter()
+            status, _ = _get(conn, path, cookie)
+            mine.append(time.perf_counter() - started)
+            if status != 200:
+                raise RuntimeError(f"status {status}")
+        with lock:
+            times.extend(mine)
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in per_client]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return times, time.perf_counter() - started
