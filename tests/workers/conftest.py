@@ -107,3 +107,14 @@ def private_redis(settings, tmp_path):
     settings.BROKER_URL = "embedded"
     broker_setup.use_broker("embedded")
     server.stop()
+
+
+@pytest.fixture
+def media_root_of(settings):
+    """The stored file of a photo, to damage it as a disk or bucket fault would."""
+    from pathlib import Path
+
+    def path(photo):
+        return Path(settings.STORAGES["default"]["OPTIONS"]["location"]) / photo.file.name
+
+    return path
