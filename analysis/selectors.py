@@ -26,10 +26,11 @@ def current_result(photo):
 
 def photo_status(photo, run) -> dict:
     """One photo's analysis state as the status endpoint and the badges show it."""
+    base = {"photo": str(photo.id), "view": photo.get_view_display(), "site_label": photo.site_label}
     if run is None:
-        return {"photo": str(photo.id), "status": "none", "label": "Not analysed"}
-    data = {
-        "photo": str(photo.id), "run": str(run.id), "status": run.status, "label": run.get_status_display(),
+        return base | {"status": "none", "label": "Not analysed"}
+    data = base | {
+        "run": str(run.id), "status": run.status, "label": run.get_status_display(),
         "attempts": run.attempts, "model_version": run.model_version,
         "queued_at": run.queued_at.isoformat(), "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }

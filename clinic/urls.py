@@ -16,6 +16,7 @@ clinic_patterns = [
     path("visits/<uuid:visit_id>/upload/", patient_views.photo_upload, name="photo_upload"),
     path("photos/<uuid:photo_id>/file/", patient_views.photo_file, name="photo_file"),
     path("portal/", patient_views.portal, name="portal"),
+    path("analysis/", include("analysis.urls")),
     # Clinician workspace (patients/workspace.py)
     path("patients/<uuid:patient_id>/compare/", workspace.compare, name="compare"),
     path("patients/<uuid:patient_id>/baseline/", workspace.baseline_set, name="baseline_set"),
