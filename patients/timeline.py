@@ -11,7 +11,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Max, Q
+from django.db import connection
+from django.db.models import Count
 
 from analysis.models import AnalysisRun, PhotoComparison
 from clinic.tenancy import get_object_for_clinic
@@ -186,30 +187,50 @@ def photo_entry(timeline: Timeline, visit_id, series_key: str) -> PhotoEntry | N
     return next((p for p in entry.photos if p.series_key == series_key), None)
 
 
-def fingerprint(patient: Patient) -> tuple:
-    """Everything the timeline shows changes one of these values; seven small indexed queries.
+FINGERPRINT_SQL = """
+SELECT (SELECT id FROM {visit} WHERE clinic_id = %s AND patient_id = %s ORDER BY date DESC, created_at DESC LIMIT 1),
+       v.*, r.*, c.*, ph.*, n.*, g.*
+FROM (SELECT count(*) AS visits, max(created_at), min(date), max(date) FROM {visit}
+      WHERE clinic_id = %s AND patient_id = %s) v,
+     (SELECT count(*), max(queued_at), max(started_at), max(finished_at),
+             sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END),
+             sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END)
+      FROM {run} WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) r,
+     (SELECT count(*), max(created_at) FROM {comparison}
+      WHERE clinic_id = %s AND run_id IN (SELECT id FROM {run} WHERE visit_id IN (
+          SELECT id FROM {visit} WHERE patient_id = %s))) c,
+     (SELECT count(*), sum(CASE WHEN excluded_from_trend THEN 1 ELSE 0 END),
+             min(CASE WHEN excluded_from_trend THEN uploaded_at END),
+             max(CASE WHEN excluded_from_trend THEN uploaded_at END)
+      FROM {photo} WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) ph,
+     (SELECT count(*), max(updated_at) FROM {note}
+      WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) n,
+     (SELECT count(*), max(graded_at) FROM {grade}
+      WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) g
+"""
 
-    The rendered timeline is cached under this (see workspace.patient_timeline), so a new run,
-    result, comparison, note, grade, treatment edit, exclusion, scale or baseline shows at once,
-    across processes, without the writers (web, workers) having to invalidate anything.
+
+def fingerprint(patient: Patient) -> tuple:
+    """Everything the timeline shows changes one of these values: two small indexed queries.
+
+    The rendered timeline is cached under this (see workspace.patient_timeline), so a new run, a run
+    changing state, a result or comparison, note, grade, treatment edit, exclusion, scale (which
+    always makes a new run) or baseline shows at once, across processes, without the writers (web,
+    workers) having to invalidate anything. One scan per table, in SQL that PostgreSQL and SQLite
+    both run. Returns (latest visit id, number of visits, key).
     """
-    scope = {"clinic_id": patient.clinic_id, "visit__patient_id": patient.id}
-    visits = tuple(Visit.objects.filter(clinic_id=patient.clinic_id, patient=patient)
-                   .order_by("date", "created_at").values_list("id", "date", "kind", "status"))
-    runs = AnalysisRun.objects.filter(**scope).aggregate(
-        n=Count("id"), last_queued=Max("queued_at"), last_finished=Max("finished_at"),
-        **{s: Count("id", filter=Q(status=s)) for s in AnalysisRun.Status.values})
-    comparisons = PhotoComparison.objects.filter(clinic_id=patient.clinic_id, photo__visit__patient_id=patient.id
-                                                 ).aggregate(n=Count("id"), last=Max("created_at"))
-    photos = tuple(Photo.objects.filter(**scope).filter(
-        Q(excluded_from_trend=True) | Q(mm_per_px_override__isnull=False)).order_by("id").values_list(
-        "id", "excluded_from_trend", "mm_per_px_override"))
-    notes = ClinicalNote.objects.filter(**scope).aggregate(n=Count("id"), last=Max("updated_at"))
-    grades = SeverityGrade.objects.filter(**scope).aggregate(n=Count("id"), last=Max("graded_at"))
+    sql = FINGERPRINT_SQL.format(visit=Visit._meta.db_table, run=AnalysisRun._meta.db_table,
+                                 comparison=PhotoComparison._meta.db_table, photo=Photo._meta.db_table,
+                                 note=ClinicalNote._meta.db_table, grade=SeverityGrade._meta.db_table)
+    clinic = Patient._meta.pk.get_db_prep_value(patient.clinic_id, connection)
+    pk = Patient._meta.pk.get_db_prep_value(patient.id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [clinic, pk] * 7)
+        row = cursor.fetchone()
     treatments = tuple(Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient).order_by("id")
                        .values_list("id", "name", "dose", "start", "stop"))
-    return (patient.baseline_visit_id, visits, tuple(sorted(runs.items())), tuple(sorted(comparisons.items())),
-            photos, tuple(sorted(notes.items())), tuple(sorted(grades.items())), treatments)
+    latest = Visit._meta.pk.to_python(row[0]) if row[0] else None
+    return latest, row[1], (patient.baseline_visit_id, tuple(str(v) for v in row), treatments)
 
 
 # Display --------------------------------------------------------------------------------------

@@ -50,16 +50,15 @@ def patient_timeline(request, clinic_slug, patient_id):
     require_care_team(request)
     services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
     can_edit = request.membership.role in CLINICAL_ROLES
-    fingerprint = timeline.fingerprint(patient)
+    latest_visit_id, visit_count, fingerprint = timeline.fingerprint(patient)
     key = "timeline:" + hashlib.sha256(repr((request.clinic.id, request.clinic.units, can_edit, fingerprint))
                                        .encode()).hexdigest()
     body = cache.get(key)
     if body is None:
         body = _timeline_body(request, patient, can_edit)
         cache.set(key, body, TIMELINE_CACHE_SECONDS)
-    visits = fingerprint[1]
     return render(request, "patients/patient_detail.html", {
-        "patient": patient, "visit_count": len(visits), "latest_visit_id": visits[-1][0] if visits else None,
+        "patient": patient, "visit_count": visit_count, "latest_visit_id": latest_visit_id,
         "body": mark_safe(body.replace(CSRF_PLACEHOLDER, get_token(request))),
     })
 

@@ -97,13 +97,13 @@ class Command(BaseCommand):
         with operator_context():
             visit = Visit.objects.filter(patient=patient).select_related("patient").order_by("-date").first()
             clinic = Clinic.objects.get(id=patient.clinic_id)
-            times, size = [], 0
+            times, size, n_visits = [], 0, patient.visits.count()
             for _ in range(count):
                 started = time.perf_counter()
                 size = len(visit_report_pdf(visit=visit, clinic=clinic, author="Bea Bench"))
                 times.append(time.perf_counter() - started)
         self.stdout.write(f"report: median {statistics.median(times) * 1000:.0f} ms, max {max(times) * 1000:.0f} ms "
-                          f"over {count} runs ({size / 1024:.0f} KiB, {patient.visits.count()} visits in the trend)")
+                          f"over {count} runs ({size / 1024:.0f} KiB, {n_visits} visits in the trend)")
 
     def _print(self, name, times, wall):
         times = sorted(times)
