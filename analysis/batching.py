@@ -91,6 +91,7 @@ class BatchingSegmenter:
 
 
 def share_segmenter(pipeline) -> None:
-    """Make the pipeline's segmenter a shared, batching one (idempotent)."""
-    if pipeline.segmenter is not None and not isinstance(pipeline.segmenter, BatchingSegmenter):
-        pipeline.segmenter = BatchingSegmenter(pipeline.segmenter, batch_size=pipeline.batch_size)
+    """Put a batching layer under the pipeline's per-message cache (idempotent)."""
+    cache = pipeline.segmenter
+    if not isinstance(cache.inner, BatchingSegmenter):
+        cache.inner = BatchingSegmenter(cache.inner, batch_size=pipeline.batch_size)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 def pipeline_for_worker():
     device = settings.ANALYSIS_DEVICE or None
     pipeline = get_pipeline(device, settings.ANALYSIS_BATCH_SIZE)
-    if settings.WORKER_THREADS > 1 and pipeline.segmenter is not None and pipeline.device.startswith("cuda"):
+    if settings.WORKER_THREADS > 1 and pipeline.device.startswith("cuda"):
         from analysis.batching import share_segmenter
 
         share_segmenter(pipeline)
@@ -79,6 +79,11 @@ def _fail_all(pending, token, kind, reason, counts):
 
 def _analyse(pending: list[AnalysisRun], token, counts) -> None:
     pipeline = pipeline_for_worker()
+    with pipeline.scope():
+        _analyse_in_scope(pipeline, pending, token, counts)
+
+
+def _analyse_in_scope(pipeline, pending: list[AnalysisRun], token, counts) -> None:
     started = time.monotonic()
     blobs = [_read(run.photo.file) for run in pending]
     loaded = time.monotonic()

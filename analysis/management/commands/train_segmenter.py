@@ -13,7 +13,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--out", default=str(segmentation.WEIGHTS_DIR))
-        parser.add_argument("--images", type=int, default=360, help="phantoms in the training pool")
+        parser.add_argument("--images", type=int, default=400, help="phantoms in the training pool")
         parser.add_argument("--steps", type=int, default=4000)
         parser.add_argument("--minutes", type=float, default=18.0, help="stop after this wall time")
         parser.add_argument("--batch-size", type=int, default=10)
