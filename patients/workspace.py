@@ -14,7 +14,7 @@ from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
-from django.template.loader import render_to_string, select_template
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
@@ -29,14 +29,6 @@ from patients.workspace_forms import CorrectionForm, GradeForm, NoteForm, Treatm
 CLINICAL_ROLES = {Role.ADMIN, Role.CLINICIAN}
 THUMB_PX = 360
 TIMELINE_CACHE_SECONDS = 600
-
-
-def _status_template():
-    """The workers' live status badge when it exists; otherwise the model's status is shown."""
-    try:
-        return select_template(["analysis/_status.html"]).template.name
-    except Exception:
-        return None
 
 
 # Pages ------------------------------------------------------------------------------------------
@@ -88,7 +80,7 @@ def visit_page(request, clinic_slug, visit_id):
         "visit": visit, "patient": visit.patient, "entry": entry, "timeline": data,
         "previous": data.previous(entry), "rows": _metric_rows(entry, request.clinic.units),
         "grade_form": GradeForm(initial=initial), "note_form": NoteForm(), "treatment_form": TreatmentForm(),
-        "can_edit": request.membership.role in CLINICAL_ROLES, "status_template": _status_template(),
+        "can_edit": request.membership.role in CLINICAL_ROLES,
         "active_treatments": [t for t in data.treatments
                               if t.start <= visit.date and (not t.stop or t.stop >= visit.date)],
     })
@@ -144,18 +136,22 @@ def compare(request, clinic_slug, patient_id):
         "patient": patient, "timeline": data, "first": first, "second": second, "keys": keys, "key": key,
         "before": before, "after": after, "comparison": comparison,
         "homography": json.dumps(comparison.data.get("homography")) if comparison else "null",
-        "pair_rows": _pair_rows(comparison),
+        "pair_rows": _pair_rows(comparison, request.clinic.units),
         "labels": {p.series_key: p.label for v in (first, second) for p in v.photos},
     })
 
 
-COMPARED_LABELS = [("hair_count", "Hair count", True), ("density_per_cm2", "Density (hairs/cm²)", True),
-                   ("mean_caliber_um", "Mean caliber (µm)", True), ("scalp_visibility", "Scalp visibility", False)]
+COMPARED_LABELS = [("hair_count", "Hair count", True, 0), ("density_per_cm2", "Density", True, 0),
+                   ("mean_caliber_um", "Mean caliber", True, 1), ("scalp_visibility", "Scalp visibility", False, 1)]
 
 
-def _pair_rows(comparison):
+def _pair_rows(comparison, units):
     changes = (comparison.data.get("changes") or {}) if comparison else {}
-    return [(label, changes[key], up) for key, label, up in COMPARED_LABELS if key in changes]
+    return [{"label": label, "change": changes[key], "better_up": up, "decimals": decimals,
+             "unit": timeline.unit_label(key, units),
+             "before": timeline.to_display(key, changes[key].get("baseline"), units),
+             "after": timeline.to_display(key, changes[key].get("followup"), units)}
+            for key, label, up, decimals in COMPARED_LABELS if key in changes]
 
 
 def _series_keys(first, second):
