@@ -1,0 +1,77 @@
+"""The GPU worker's pieces, exercised on CPU: batched JPEG decoding through torchvision (nvJPEG on
+CUDA), forward passes shared across worker threads, and coverage maps reused within a message."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from analysis import pipeline
+from analysis.batching import BatchingSegmenter
+from tests.workers.helpers import phantom_jpeg
+
+
+class FakeSegmenter:
+    device = "cpu"
+    model_version = "fake"
+
+    def __init__(self, delay=0.02):
+        self.batches = []
+        self.delay = delay
+
+    def predict(self, images, **kwargs):
+        self.batches.append(len(images))
+        time.sleep(self.delay)
+        return [np.full(image.shape[:2], float(image[0, 0, 0]), np.float32) for image in images]
+
+
+def test_threads_share_forward_passes_and_each_gets_its_own_maps():
+    fake = FakeSegmenter()
+    shared = BatchingSegmenter(fake, batch_size=8, max_wait_s=0.05)
+    results, start = {}, threading.Barrier(6)
+
+    def work(i):
+        start.wait()
+        results[i] = shared.predict([np.full((4, 4, 3), i, np.uint8), np.full((4, 4, 3), i + 100, np.uint8)])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert {i: (r[0][0, 0], r[1][0, 0]) for i, r in results.items()} == {i: (i, i + 100) for i in range(6)}
+    assert sum(fake.batches) == 12 and max(fake.batches) <= 8
+    assert len(fake.batches) < 6, f"calls were not batched: {fake.batches}"
+
+
+def test_a_failed_forward_pass_reaches_every_waiting_thread():
+    class Broken(FakeSegmenter):
+        def predict(self, images, **kwargs):
+            raise RuntimeError("CUDA out of memory")
+
+    shared = BatchingSegmenter(Broken(), batch_size=4)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        shared.predict([np.zeros((4, 4, 3), np.uint8)])
+
+
+def test_batched_torchvision_decoding_matches_opencv_and_isolates_a_damaged_jpeg():
+    good = [phantom_jpeg(1), phantom_jpeg(2)]
+    decoded = pipeline._decode_jpegs_torch(good, "cpu")  # the nvJPEG path, on CPU
+    reference = [pipeline.decode(blob) for blob in good]
+    for image, ref in zip(decoded, reference, strict=True):
+        assert image.shape == ref.shape and image.dtype == np.uint8
+        assert np.abs(image.astype(int) - ref).mean() < 2.0, "BGR order and values as OpenCV gives them"
+    out = pipeline.decode_many([good[0], b"\xff\xd8\xff garbage", good[1]], "cpu")
+    assert isinstance(out[1], pipeline.BadImage) and out[0].shape == reference[0].shape
+
+
+def test_a_comparison_reuses_the_follow_up_map_within_a_message():
+    cached = pipeline.CachingSegmenter(FakeSegmenter(delay=0))
+    a, b = np.zeros((8, 8, 3), np.uint8), np.ones((8, 8, 3), np.uint8)
+    assert len(cached.predict([a])) == 1 and cached.hits == 0, "no scope: no caching"
+    with cached.scope():
+        cached.predict([b])
+        maps = cached.predict([a, b.copy()])  # same content, another array
+    assert cached.hits == 1 and cached.inner.batches == [1, 1, 1]
+    assert maps[1][0, 0] == 1.0
