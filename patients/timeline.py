@@ -334,6 +334,27 @@ def headline(timeline: Timeline) -> list[dict]:
     return lines
 
 
+def headline_summary(lines: list[dict]) -> str:
+    """One sentence for the top of the timeline: the answer a clinician looks for first."""
+    counts = {v: sum(1 for line in lines if line["verdict"] == v) for v in ("worse", "better", "stable")}
+    compared = sum(counts.values())
+    if not compared:
+        return "No view of the latest visit could be compared with the baseline."
+    if counts["worse"] == compared:
+        return f"Density lower than baseline beyond measurement noise in {_views(compared)}."
+    if counts["better"] == compared:
+        return f"Density higher than baseline beyond measurement noise in {_views(compared)}."
+    if counts["stable"] == compared:
+        return "No change beyond measurement noise since baseline."
+    parts = [f"{label} in {counts[key]}" for key, label in (("worse", "worse"), ("better", "better"),
+                                                            ("stable", "within noise")) if counts[key]]
+    return "Density " + ", ".join(parts) + f" of {_views(compared)}."
+
+
+def _views(n: int) -> str:
+    return f"{n} view" + ("" if n == 1 else "s")
+
+
 # Accessors --------------------------------------------------------------------------------------
 
 def get_run(request, run_id) -> AnalysisRun:

@@ -59,9 +59,11 @@ def _timeline_body(request, patient, can_edit):
     """The heavy part of the timeline, free of anything specific to the request (the CSRF token is
     a placeholder), so that it can be cached for every clinician of the clinic."""
     data = timeline.load_timeline(patient)
+    lines = timeline.headline(data)
     return render_to_string("patients/workspace/_timeline_body.html", {
         "clinic": request.clinic, "patient": patient, "timeline": data, "latest": data.visits[-1] if data.visits
-        else None, "visits_newest_first": data.visits[::-1], "headline": timeline.headline(data),
+        else None, "visits_newest_first": data.visits[::-1], "headline": lines,
+        "headline_summary": timeline.headline_summary(lines),
         "trend_json": timeline.trend_series(data, request.clinic.units), "treatment_form": TreatmentForm(),
         "can_edit": can_edit, "csrf_placeholder": CSRF_PLACEHOLDER,
     })

@@ -33,6 +33,10 @@ def _shot(page, name, full_page=True):
     folder = os.environ.get("WORKSPACE_SCREENSHOTS")
     if folder:
         Path(folder).mkdir(parents=True, exist_ok=True)
+        if full_page:  # let lazy thumbnails load
+            page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+            page.wait_for_load_state("networkidle")
+            page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=f"{folder}/{name}.png", full_page=full_page)
 
 
@@ -74,6 +78,8 @@ def test_a_clinician_reviews_compares_grades_notes_and_prints(world, live_server
     transforms = page.eval_on_selector_all(".world", "ws => ws.map(w => w.style.transform)")
     assert len(set(transforms)) == 1 and "scale" in transforms[0]  # every pane moves together
     _shot(page, "compare-swipe-laptop", full_page=False)
+    page.click("[data-mode=change]")
+    _shot(page, "compare-change-laptop", full_page=False)
 
     page.goto(f"/c/clinic-a/visits/{visits[-1].id}/")
     page.select_option("select[name=grade]", "norwood:IV")
@@ -102,4 +108,7 @@ def test_a_clinician_reviews_compares_grades_notes_and_prints(world, live_server
         page.goto(f"/c/clinic-a/patients/{patient.id}/compare/")
         page.wait_for_timeout(300)
         _shot(page, "compare-side-tablet", full_page=False)
+        page.click("[data-mode=swipe]")
+        page.wait_for_timeout(200)
+        _shot(page, "compare-swipe-tablet", full_page=False)
     context.close()

@@ -19,6 +19,7 @@ def test_it_shows_the_change_since_baseline_on_the_timeline(history, clinician):
     page = clinician.get(reverse("patient_detail", args=[history.clinic_a.slug, history.patient_a.id])).content.decode()
     assert "Not comparable" in page and "Camera tilted 14° more than at baseline" in page
     assert "within measurement noise" in page or "worsening" in page or "improving" in page
+    assert "beyond measurement noise in 4 views" in page  # hairline is not comparable
     assert 'id="trend-data"' in page and "Minoxidil 5% foam" in page
     assert page.count('class="tl-visit') == 5 and "Baseline" in page
 
