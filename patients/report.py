@@ -7,6 +7,7 @@ keep an image-heavy report well under a second.
 
 import io
 
+from django.core.files.storage import default_storage
 from django.utils import timezone
 from reportlab import rl_config
 from reportlab.graphics.shapes import Circle, Drawing, Line, PolyLine, Rect, String
@@ -27,7 +28,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from patients import timeline
+from patients import thumbs, timeline
 from patients.models import Visit
 
 rl_config.useA85 = 0
@@ -77,6 +78,16 @@ def _image_source(field):
             return io.BytesIO(handle.read())
 
 
+def _photo_source(photo):
+    """A print-size copy (made once per photo): a 12 MP original would make a 4 MB report."""
+    name = thumbs.thumbnail(photo, thumbs.REPORT_PX)
+    try:
+        return default_storage.path(name)
+    except NotImplementedError:
+        with default_storage.open(name, "rb") as handle:
+            return io.BytesIO(handle.read())
+
+
 class PhotoWithHeatmap(Flowable):
     """The photo, its heatmap over it, and a caption line underneath."""
 
@@ -91,7 +102,7 @@ class PhotoWithHeatmap(Flowable):
         c.setFillColor(colors.HexColor("#e9eef2"))
         c.rect(0, 12, self.width, img_h, stroke=0, fill=1)
         try:
-            c.drawImage(_image_source(photo.file), 0, 12, self.width, img_h, preserveAspectRatio=True, anchor="c")
+            c.drawImage(_photo_source(photo), 0, 12, self.width, img_h, preserveAspectRatio=True, anchor="c")
             result = self.entry.result
             if result is not None and result.heatmap:
                 c.setFillAlpha(0.65)  # the photo stays readable under the overlay

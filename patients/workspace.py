@@ -3,13 +3,11 @@ there, and the files those pages show. Views are thin: reads through patients.ti
 patients.selectors, writes through patients.services and analysis.services."""
 
 import hashlib
-import io
 import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
-from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpResponse
 from django.middleware.csrf import get_token
@@ -18,16 +16,14 @@ from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
-from PIL import Image
 
 from clinic.access import require_care_team, require_role
 from clinic.models import Role
-from patients import selectors, services, timeline
+from patients import selectors, services, thumbs, timeline
 from patients.models import AuditEvent, SeverityGrade
 from patients.workspace_forms import CorrectionForm, GradeForm, NoteForm, TreatmentForm, default_scale
 
 CLINICAL_ROLES = {Role.ADMIN, Role.CLINICIAN}
-THUMB_PX = 360
 TIMELINE_CACHE_SECONDS = 600
 
 
@@ -322,16 +318,7 @@ def photo_thumb(request, clinic_slug, photo_id):
     """A small JPEG for timelines: made once from the stored photo, kept beside it, never public."""
     photo = selectors.get_photo(request, photo_id)
     require_care_team(request)
-    name = f"clinics/{photo.clinic_id}/thumbs/{photo.id}.jpg"
-    if not default_storage.exists(name):
-        with photo.file.open("rb") as source:
-            image = Image.open(source)
-            image.draft("RGB", (THUMB_PX * 2, THUMB_PX * 2))  # JPEG: decode at reduced size
-            image = image.convert("RGB")
-            image.thumbnail((THUMB_PX, THUMB_PX))
-            out = io.BytesIO()
-            image.save(out, "JPEG", quality=82)
-        name = default_storage.save(name, ContentFile(out.getvalue()))
+    name = thumbs.thumbnail(photo, thumbs.TIMELINE_PX)
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=86400"
     return response
