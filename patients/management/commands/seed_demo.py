@@ -48,6 +48,7 @@ class Command(BaseCommand):
         with clinic_context(clinic.id):
             if not Patient.objects.filter(clinic=clinic, external_id="DEMO-0001").exists():
                 self._demo_patient(clinic, users[Role.PATIENT], users[Role.CLINICIAN])
+        self._wait_for_analysis()
         self._print_logins(slug)
 
     def _user(self, email, first, last):
@@ -78,6 +79,17 @@ class Command(BaseCommand):
                                           site_label="vertex, midline" if view == View.TRICHOSCOPY else "")
         services.treatment_create(patient=patient, name="Minoxidil 5% foam", dose="1 ml twice daily",
                                   start=start + datetime.timedelta(days=30 * 4), by=clinician)
+
+    def _wait_for_analysis(self):
+        """Embedded broker (the demo): the in-process worker analyses the uploads; wait for it, so
+        the demo opens on analysed visits. With a real broker the worker processes do it."""
+        from analysis.broker import is_embedded, join_embedded
+
+        if is_embedded():
+            self.stdout.write("Analysing the demo photos in-process ...")
+            join_embedded()
+        else:
+            self.stdout.write("Demo photos queued for the analysis workers (python manage.py analysis_worker).")
 
     def _print_logins(self, slug):
         self.stdout.write(self.style.SUCCESS(f"Demo clinic ready at http://127.0.0.1:8000/c/{slug}/"))
