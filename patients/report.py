@@ -264,6 +264,14 @@ def _caveats(entry, data):
     return lines
 
 
+def _verdict(line) -> str:
+    if line["verdict"] == "not-comparable":
+        return "not comparable"
+    change = line["change"]
+    word = "within noise" if line["verdict"] == "stable" else line["verdict"]
+    return f"{change['change_pct']:+.1f}% ± {change['uncertainty_pct']:.1f} ({word})"
+
+
 def _header_footer(clinic, patient, visit):
     def draw(canvas, doc):
         canvas.saveState()
@@ -290,7 +298,7 @@ def visit_report_pdf(*, visit: Visit, clinic, paper: str = "a4", author: str = "
     doc = SimpleDocTemplate(out, pagesize=PAPERS.get(paper, A4), leftMargin=16 * mm, rightMargin=16 * mm,
                             topMargin=14 * mm, bottomMargin=20 * mm, title=f"Visit report {patient.external_id} "
                             f"{visit.date:%Y-%m-%d}", author=clinic.name, subject="Hair-loss visit report")
-    width = doc.width
+    width = doc.width - 12  # the frame pads 6 pt on each side; tables then align with the text
     story = []
 
     header = "<br/>".join(_esc(line) for line in clinic.report_header.splitlines() if line.strip())
@@ -318,6 +326,13 @@ def visit_report_pdf(*, visit: Visit, clinic, paper: str = "a4", author: str = "
     story.append(Table(cells, colWidths=[width / 4] * 4, style=[("LEFTPADDING", (0, 0), (-1, -1), 0),
                                                                  ("BOTTOMPADDING", (0, 0), (-1, -1), 4)]))
 
+    if not entry.is_baseline and entry.photos:
+        lines = timeline.headline(data, entry)
+        verdicts = "; ".join(f"{line['entry'].label}: {_verdict(line)}" for line in lines)
+        story.append(Spacer(1, 4))
+        story.append(Paragraph(f"<b>Since baseline: {_esc(timeline.headline_summary(lines))}</b><br/>"
+                               f"<font size=7.5 color='#5f6b7a'>Density change per view — {_esc(verdicts)}</font>",
+                               styles["body"]))
     story.append(Paragraph("Views and heatmaps", styles["h2"]))
     per_row = 3
     cell_w = (width - (per_row - 1) * 6) / per_row
@@ -325,9 +340,9 @@ def visit_report_pdf(*, visit: Visit, clinic, paper: str = "a4", author: str = "
     if tiles:
         grid = [tiles[i:i + per_row] + [""] * (per_row - len(tiles[i:i + per_row]))
                 for i in range(0, len(tiles), per_row)]
-        story.append(Table(grid, colWidths=[cell_w + 6] * per_row, style=[
+        story.append(Table(grid, colWidths=[cell_w + 6] * (per_row - 1) + [cell_w], style=[
             ("LEFTPADDING", (0, 0), (-1, -1), 0), ("RIGHTPADDING", (0, 0), (-1, -1), 6),
-            ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
+            ("RIGHTPADDING", (-1, 0), (-1, -1), 0), ("BOTTOMPADDING", (0, 0), (-1, -1), 6)]))
     else:
         story.append(Paragraph("No photos in this visit.", styles["body"]))
 

@@ -311,11 +311,12 @@ def trend_series(timeline: Timeline, units: str = "metric") -> dict:
     }
 
 
-def headline(timeline: Timeline) -> list[dict]:
-    """Per view, the latest visit's change in density against baseline: better, worse or within noise."""
+def headline(timeline: Timeline, entry: VisitEntry | None = None) -> list[dict]:
+    """Per view, a visit's (default: the latest) change in density against baseline: better, worse or
+    within noise."""
     if not timeline.visits:
         return []
-    latest = timeline.visits[-1]
+    latest = entry or timeline.visits[-1]
     lines = []
     for entry in latest.photos:
         if entry.photo.excluded_from_trend or not entry.result:
@@ -345,7 +346,7 @@ def headline_summary(lines: list[dict]) -> str:
     if counts["better"] == compared:
         return f"Density higher than baseline beyond measurement noise in {_views(compared)}."
     if counts["stable"] == compared:
-        return "No change beyond measurement noise since baseline."
+        return f"No change beyond measurement noise in {_views(compared)}."
     parts = [f"{label} in {counts[key]}" for key, label in (("worse", "worse"), ("better", "better"),
                                                             ("stable", "within noise")) if counts[key]]
     return "Density " + ", ".join(parts) + f" of {_views(compared)}."
