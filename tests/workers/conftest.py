@@ -118,3 +118,19 @@ def media_root_of(settings):
         return Path(settings.STORAGES["default"]["OPTIONS"]["location"]) / photo.file.name
 
     return path
+
+
+@pytest.fixture
+def rabbitmq_broker(settings):
+    import os
+
+    url = os.environ.get("RABBITMQ_TEST_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    settings.BROKER_URL = url
+    broker = broker_setup.use_broker(url)
+    for queue in ("analysis", "analysis-gpu"):
+        broker.declare_queue(queue)
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+    settings.BROKER_URL = "embedded"
+    broker_setup.use_broker("embedded")

@@ -103,3 +103,12 @@ def with_clinic_reanalyse(photo):
 
     with clinic_context(photo.clinic_id):
         services.analysis_reanalyze(photos=[photo], reason="test")
+
+
+def test_it_works_the_same_through_rabbitmq(patient_world, rabbitmq_broker, start_worker):
+    from django.conf import settings
+
+    start_worker(BROKER_URL=settings.BROKER_URL).wait_ready()
+    photo = upload(patient_world.baseline, seed=20)
+    wait_for(lambda: all_done([photo]), what="analysed through RabbitMQ")
+    assert runs_of(photo)[0].attempts == 1 and result_counts(photo) == (1, 0)
