@@ -30,7 +30,7 @@ from analysis.models import AnalysisRun, PhotoComparison, PhotoResult
 from clinic.models import Clinic
 from clinic.tenancy import clinic_context, operator_context
 from patients import services as patient_services
-from patients.models import Photo
+from patients.models import Patient, Photo
 
 FINISHED = (AnalysisRun.Status.DONE, AnalysisRun.Status.FAILED)
 
@@ -49,6 +49,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=None)
         parser.add_argument("--timeout", type=float, default=900)
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark clinic and its files.")
+        parser.add_argument("--baseline", action="store_true",
+                            help="First upload and analyse an untimed baseline visit, so every timed photo is "
+                                 "a follow-up compared with it (the clinic's usual case).")
 
     def handle(self, *args, **opts):
         width, height = (int(v) for v in opts["size"].lower().split("x"))
@@ -59,13 +62,17 @@ class Command(BaseCommand):
         where = "embedded (in-process worker)" if embedded else settings.BROKER_URL
         self.stdout.write(f"broker {where}, queue {queue}, {opts['photos']} photos {width}x{height}, "
                           f"visits of {opts['visit_size']}")
-        blobs = _photos(opts["photos"], width, height)
+        blobs = _photos(opts["photos"] + (opts["visit_size"] if opts["baseline"] else 0), width, height)
         workers = [] if embedded else [self._start_worker(opts, queue) for _ in range(opts["workers"])]
         clinic = None
         try:
             for worker in workers:
                 worker.wait_ready()
-            clinic, committed = self._upload(blobs, opts["visit_size"])
+            clinic = self._clinic()
+            if opts["baseline"]:
+                self._wait(self._upload(clinic, blobs[:opts["visit_size"]], opts["visit_size"]), opts["timeout"])
+                blobs = blobs[opts["visit_size"]:]
+            committed = self._upload(clinic, blobs, opts["visit_size"])
             runs = self._wait(committed, opts["timeout"])
             self._report(runs, committed, opts, queue)
         finally:
@@ -81,24 +88,28 @@ class Command(BaseCommand):
             env["ANALYSIS_BATCH_SIZE"] = str(opts["batch_size"])
         return _Worker(["--processes", "1", "--threads", str(opts["threads"]), "--queues", queue], env)
 
-    def _upload(self, blobs, visit_size):
+    def _clinic(self):
         with operator_context():
             clinic = Clinic.objects.create(slug=f"bench-{uuid.uuid4().hex[:8]}", name="Benchmark clinic",
                                            trichoscope_mm_per_px=0.006)
+        with clinic_context(clinic.id):
+            patient_services.patient_create(clinic=clinic, external_id="BENCH", first_name="Bench",
+                                            last_name="Mark", sex_at_birth="male")
+        return clinic
+
+    def _upload(self, clinic, blobs, visit_size):
         committed = {}
         with clinic_context(clinic.id):
-            patient = patient_services.patient_create(clinic=clinic, external_id="BENCH", first_name="Bench",
-                                                      last_name="Mark", sex_at_birth="male")
-            visits = [patient_services.visit_create(patient=patient, visit_date=datetime.date.today()
-                                                    - datetime.timedelta(days=len(blobs) - i))
-                      for i in range(0, len(blobs), visit_size)]
-        self.stdout.write("uploading ...")
+            patient = Patient.objects.get(clinic=clinic, external_id="BENCH")
+            visits = [patient_services.visit_create(patient=patient, visit_date=datetime.date.today())
+                      for _ in range(0, len(blobs), visit_size)]
+        self.stdout.write(f"uploading {len(blobs)} ...")
         for i, blob in enumerate(blobs):
             with clinic_context(clinic.id):  # one upload = one committed transaction, as from the web
                 photo = patient_services.photo_upload(visit=visits[i // visit_size], data=blob, view="trichoscopy",
                                                       uploaded_by=None, site_label=f"site {i % visit_size}")
             committed[photo.id] = time.time()  # on_commit has sent the message by now
-        return clinic, committed
+        return committed
 
     def _wait(self, committed, timeout):
         deadline = time.monotonic() + timeout
