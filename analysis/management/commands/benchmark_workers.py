@@ -72,9 +72,14 @@ class Command(BaseCommand):
             if opts["baseline"]:
                 self._wait(self._upload(clinic, blobs[:opts["visit_size"]], opts["visit_size"]), opts["timeout"])
                 blobs = blobs[opts["visit_size"]:]
+            cpu_before = sum(w.cpu_seconds() for w in workers)
             committed = self._upload(clinic, blobs, opts["visit_size"])
             runs = self._wait(committed, opts["timeout"])
             self._report(runs, committed, opts, queue)
+            if workers:
+                cpu = (sum(w.cpu_seconds() for w in workers) - cpu_before) / len(runs)
+                self.stdout.write(f"worker CPU time:     {cpu:.2f} s per photo (user+system, all threads; on a loaded "
+                                  "machine this, not wall time, shows the work done)")
         finally:
             for worker in workers:
                 worker.stop()
@@ -206,6 +211,21 @@ class _Worker:
         while not self.ready.wait(0.2):
             if self.proc.poll() is not None or time.monotonic() > deadline:
                 raise CommandError("worker did not start:\n" + "\n".join(self.tail))
+
+    def cpu_seconds(self) -> float:
+        """user+system CPU seconds of the worker's process tree so far (Linux /proc)."""
+        tick = os.sysconf("SC_CLK_TCK")
+        total, todo = 0.0, [self.proc.pid]
+        while todo:
+            pid = todo.pop()
+            try:
+                fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    todo += [int(c) for c in open(f"/proc/{pid}/task/{task}/children").read().split()]
+            except (FileNotFoundError, ProcessLookupError):
+                continue
+        return total
 
     def stop(self):
         if self.proc.poll() is None:
