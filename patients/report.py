@@ -252,6 +252,9 @@ def _caveats(entry, data):
                              f"photo ({why}); no change is reported for that pair.")
         if p.photo.excluded_from_trend:
             lines.append(f"{p.label}: excluded from the trend by a clinician.")
+        if p.stale_baseline:
+            lines.append(f"{p.label}: measured against an earlier baseline; its re-analysis against the current "
+                         "baseline was pending when this report was printed.")
         if p.photo.mm_per_px_override:
             lines.append(f"{p.label}: scale set by a clinician ({p.photo.mm_per_px_override:.4f} mm/px).")
         if p.calibration.get("source") == "none":

@@ -78,9 +78,15 @@ class PhotoEntry:
             return f"trichoscopy:{self.photo.site_label.strip().lower()}"
         return self.photo.view
 
+    @property
+    def stale_baseline(self) -> bool:
+        """Measured against an earlier baseline: the clinician has since moved the baseline."""
+        comparison = self.comparisons.get("baseline")
+        return comparison is not None and getattr(comparison, "stale", False)
+
     def change(self, against: str, metric: str) -> dict | None:
         comparison = self.comparisons.get(against)
-        if comparison is None or not comparison.data.get("comparable"):
+        if comparison is None or not comparison.data.get("comparable") or getattr(comparison, "stale", False):
             return None
         return (comparison.data.get("changes") or {}).get(metric)
 
@@ -163,6 +169,8 @@ def load_timeline(patient: Patient, *, visit_ids=None) -> Timeline:
             entry.current_run = run
     current = {e.current_run.id: e for e in photos.values() if e.current_run}
     for comparison in PhotoComparison.objects.filter(clinic_id=patient.clinic_id, run_id__in=list(current)):
+        other = photos.get(comparison.other_photo_id)
+        comparison.stale = comparison.against == "baseline" and (other is None or other.photo.visit_id != baseline_id)
         current[comparison.run_id].comparisons[comparison.against] = comparison
 
     for entry in sorted(photos.values(), key=lambda e: (VIEW_ORDER.get(e.photo.view, 99), e.photo.site_label)):
@@ -324,6 +332,10 @@ def headline(timeline: Timeline, entry: VisitEntry | None = None) -> list[dict]:
         comparison = entry.comparisons.get("baseline")
         change = entry.change("baseline", "density_per_cm2")
         if comparison is None or latest.is_baseline:
+            continue
+        if entry.stale_baseline:
+            lines.append({"entry": entry, "verdict": "pending", "text": "being re-measured",
+                          "reasons": ["measured against the earlier baseline; re-analysis requested"]})
             continue
         if change is None:
             lines.append({"entry": entry, "verdict": "not-comparable", "text": "not comparable",

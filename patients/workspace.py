@@ -182,7 +182,14 @@ def baseline_set(request, clinic_slug, patient_id):
     require_role(request, CLINICAL_ROLES)
     visit = selectors.get_visit(request, request.POST.get("visit")) if request.POST.get("visit") else None
     services.patient_baseline_set(patient=patient, visit=visit)
-    messages.success(request, f"Baseline set to {visit.date:%Y-%m-%d}." if visit else "Baseline is the first visit.")
+    # Changes are measured by the engine against the baseline photo: re-measure every other visit.
+    from analysis.services import analysis_reanalyze
+
+    new_baseline = visit or patient.visits.order_by("date", "created_at").first()
+    photos = selectors.visible_photos(request).filter(visit__patient=patient).exclude(visit=new_baseline)
+    runs = analysis_reanalyze(photos=list(photos), reason="baseline changed")
+    messages.success(request, f"Baseline set to {new_baseline.date:%d %b %Y}; {len(runs)} photos are being "
+                              "re-measured against it.")
     return redirect("patient_detail", clinic_slug=clinic_slug, patient_id=patient.id)
 
 

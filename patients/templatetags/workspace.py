@@ -42,3 +42,11 @@ def change_class(change, better_up=True):
 @register.filter
 def get(mapping, key):
     return mapping.get(key) if mapping else None
+
+
+@register.filter
+def person(user):
+    """A user's name as printed on records; "—" when the user is unknown or was deleted."""
+    if user is None:
+        return "—"
+    return user.get_full_name() or user.username

@@ -112,12 +112,19 @@ def test_the_staff_see_the_timeline_without_write_controls(history, login):
     assert "Make baseline" not in page and "Add treatment" not in page and "tl-thumb" in page
 
 
-def test_it_changes_the_baseline(history, clinician):
+def test_it_changes_the_baseline_and_re_measures_against_it(history, clinician):
     slug = history.clinic_a.slug
     clinician.post(reverse("baseline_set", args=[slug, history.patient_a.id]), {"visit": str(history.visits[1].id)})
     with operator_context():
         history.patient_a.refresh_from_db()
+        queued = AnalysisRun.objects.filter(visit__patient=history.patient_a, reason="baseline changed")
+        assert {run.visit_id for run in queued} == {history.visits[0].id, history.visits[2].id, history.visits[3].id}
     assert history.patient_a.baseline_visit_id == history.visits[1].id
+    # Until the new runs are done, nothing measured against the old baseline is shown as a change.
+    page = clinician.get(reverse("patient_detail", args=[slug, history.patient_a.id])).content.decode()
+    assert "Re-measuring" in page and "worsening" not in page
+    page = clinician.get(reverse("visit_detail", args=[slug, history.visits[2].id])).content.decode()
+    assert "Baseline changed:" in page
 
 
 def test_it_compares_two_visits_with_the_saved_change_map(history, clinician):
@@ -193,3 +200,9 @@ def test_photos_excluded_from_the_trend_are_marked_in_the_chart_data(history, cl
     series = response.context["trend_json"]["series"]["crown"]["points"]["density_per_cm2"]
     assert [p["x"] for p in series] == [False, True, False, False]
     assert all(p["e"] for p in series[1:])
+
+
+def test_every_visit_page_renders_including_notes_and_grades_without_an_author(history, clinician):
+    # The builders' notes and AI grades have no user, as after a clinician's account is deleted.
+    for visit in history.visits:
+        assert clinician.get(reverse("visit_detail", args=[history.clinic_a.slug, visit.id])).status_code == 200
