@@ -206,3 +206,17 @@ def test_every_visit_page_renders_including_notes_and_grades_without_an_author(h
     # The builders' notes and AI grades have no user, as after a clinician's account is deleted.
     for visit in history.visits:
         assert clinician.get(reverse("visit_detail", args=[history.clinic_a.slug, visit.id])).status_code == 200
+
+
+def test_empty_records_render(world, login):
+    client = login(world.users["clinician"])
+    slug = world.clinic_a.slug
+    bare = factories.make_patient(world.clinic_a, "A-EMPTY")
+    assert "No visits yet" in client.get(reverse("patient_detail", args=[slug, bare.id])).content.decode()
+    # patient_a has one visit without photos
+    assert client.get(reverse("patient_detail", args=[slug, world.patient_a.id])).status_code == 200
+    assert "No photos in this visit yet" in client.get(
+        reverse("visit_detail", args=[slug, world.visit_a.id])).content.decode()
+    report = client.get(reverse("visit_report", args=[slug, world.visit_a.id]))
+    assert report.status_code == 200 and report.content.startswith(b"%PDF")
+    assert client.get(reverse("compare", args=[slug, world.patient_a.id])).status_code == 302
