@@ -168,6 +168,14 @@ class CachingSegmenter:
         finally:
             self._local.entries = None
 
+    def remember(self, image: np.ndarray, coverage: np.ndarray) -> bool:
+        """Seed the scope with a map computed earlier (an earlier run's stored coverage)."""
+        entries = getattr(self._local, "entries", None)
+        if entries is None or image.shape[:2] != coverage.shape[:2]:
+            return False
+        entries[_content_key(image)] = coverage
+        return True
+
     def predict(self, images, **kwargs):
         entries = getattr(self._local, "entries", None)
         if entries is None:
@@ -197,6 +205,21 @@ class Pipeline:
     def scope(self):
         """One message's worth of work: coverage maps are reused inside it."""
         return self.segmenter.scope()
+
+    def reuse_coverage(self, image: np.ndarray, settings: Settings, coverage_png: bytes) -> bool:
+        """Let a comparison use the earlier photo's stored coverage map instead of segmenting it again.
+
+        The map is keyed by the network input the engine derives from the photo (its ``prepare()``,
+        deterministic and far cheaper than the network); should the engine ever derive it otherwise,
+        the key no longer matches and the photo is simply segmented again."""
+        coverage = decode_coverage(coverage_png)
+        if coverage is None:
+            return False
+        from analysis.engine.pipeline import prepare
+
+        prepared = prepare(image, settings.view, settings.mm_per_px)
+        network_input = getattr(prepared, "seg_input", None)
+        return self.segmenter.remember(prepared.work if network_input is None else network_input, coverage)
 
     @property
     def model_version(self) -> str:
@@ -273,8 +296,9 @@ def _load_segmenter(device):
 def _outcome(result) -> Outcome:
     metrics = _json_safe(result.to_dict())
     quality = metrics.get("quality") or {}
+    coverage = getattr(result, "prob", None)
     return Outcome(metrics=metrics, quality_ok=bool(quality.get("ok", True)), heatmap_png=result.heatmap_png(),
-                   mask_png=_mask_png(result.mask) if result.mask is not None else None)
+                   mask_png=coverage_png(coverage) if coverage is not None else None)
 
 
 def _json_safe(value):
@@ -291,7 +315,16 @@ def _json_safe(value):
     return value
 
 
-def _mask_png(mask: np.ndarray) -> bytes:
-    binary = (np.asarray(mask) > 0).astype(np.uint8) * 255
-    ok, encoded = cv2.imencode(".png", binary, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+def coverage_png(coverage: np.ndarray) -> bytes:
+    """The hair-coverage map as an 8-bit grey PNG at the engine's working resolution: hair where
+    the value is ≥ 128 (the engine's 0.5 threshold), and enough to measure again without the network."""
+    grey = np.clip(np.rint(np.asarray(coverage, np.float32) * 255), 0, 255).astype(np.uint8)
+    ok, encoded = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     return encoded.tobytes()
+
+
+def decode_coverage(data: bytes) -> np.ndarray | None:
+    grey = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if grey is None or grey.ndim != 2:
+        return None
+    return grey.astype(np.float32) / 255.0

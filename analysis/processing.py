@@ -126,25 +126,31 @@ def _analyse_in_scope(pipeline, pending: list[AnalysisRun], token, counts) -> No
 def _compare(pipeline, run, image) -> dict:
     with clinic_context(run.clinic_id):
         targets = selectors.comparison_targets(run.photo)
+        stored = selectors.stored_coverage({p.id for p in targets.values()}, pipeline.model_version)
     settings_ = Settings.from_dict(run.engine_settings)
     done: dict = {}
     out = {}
     for against, other in targets.items():
         if other.id not in done:
-            done[other.id] = _compare_one(pipeline, other, image, settings_)
+            done[other.id] = _compare_one(pipeline, other, image, settings_, stored.get(other.id))
         out[against] = (other.id, done[other.id])
     return out
 
 
-def _compare_one(pipeline, other, image, settings_) -> ComparisonOutcome:
-    try:
-        from analysis.pipeline import decode
+def _compare_one(pipeline, other, image, settings_, coverage_file) -> ComparisonOutcome:
+    from analysis.pipeline import decode
 
-        baseline = decode(_read(other.file))
+    try:
+        earlier = decode(_read(other.file))
     except BadImage as error:
         return ComparisonOutcome({"comparable": False, "reasons": [f"the earlier photo cannot be read: {error}"],
                                   "overlap_fraction": 0.0, "changes": {}}, None)
-    return pipeline.compare(baseline, image, settings_)
+    if coverage_file:
+        try:
+            pipeline.reuse_coverage(earlier, settings_, _read(coverage_file))
+        except Exception:  # noqa: BLE001 - only an optimisation: without it the photo is segmented again
+            log.warning("stored coverage map of photo %s not reused; segmenting it again", other.id, exc_info=True)
+    return pipeline.compare(earlier, image, settings_)
 
 
 def _read(field) -> bytes:

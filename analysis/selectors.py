@@ -2,7 +2,7 @@
 
 from django.db.models import Prefetch
 
-from analysis.models import AnalysisRun
+from analysis.models import AnalysisRun, PhotoResult
 from patients.models import Photo, View, Visit
 
 
@@ -87,6 +87,18 @@ def comparison_targets(photo) -> dict:
             targets["previous"] = other
             break
     return targets
+
+
+def stored_coverage(photo_ids, model_version: str) -> dict:
+    """photo id -> the coverage map file of its latest done run *by this model version* (other
+    versions' maps must not stand in for this one's)."""
+    results = (PhotoResult.objects.filter(photo_id__in=photo_ids, run__status=AnalysisRun.Status.DONE,
+                                          run__model_version=model_version)
+               .exclude(mask="").order_by("photo_id", "-run__finished_at"))
+    out = {}
+    for result in results:
+        out.setdefault(result.photo_id, result.mask)
+    return out
 
 
 def runs_for_audit(photo):

@@ -198,3 +198,38 @@ def test_the_sweeper_resends_only_runs_whose_message_may_be_lost(visits, sent):
     assert services.sweep_pending() == {"found": 3, "sent": 3, "messages": 1}
     assert set(sent[0]["run_ids"]) == {str(never_sent.id), str(sent_long_ago.id), str(dead_worker.id)}
     assert services.sweep_pending()["found"] == 1, "resent runs count as sent now; the dead worker's stays due"
+
+
+class CountingSegmenter:
+    def __init__(self, inner):
+        self.inner, self.images = inner, []
+        self.device, self.model_version = inner.device, inner.model_version
+
+    def predict(self, images, **kwargs):
+        self.images.append(len(images))
+        return self.inner.predict(images, **kwargs)
+
+
+def test_a_comparison_reuses_the_earlier_photos_stored_coverage_map(visits, monkeypatch):
+    base = photo_in(visits.visits[0], 1)
+    process(run_of(base))
+    with operator_context():
+        stored = PhotoResult.objects.get(photo=base).mask
+    coverage = pipeline.decode_coverage(stored.open("rb").read())
+    assert coverage is not None and coverage.shape == (320, 384) and 0 < coverage.max() <= 1
+
+    counting = CountingSegmenter(processing.pipeline_for_worker().segmenter.inner)
+    monkeypatch.setattr(processing.pipeline_for_worker().segmenter, "inner", counting)
+    process(run_of(photo_in(visits.visits[1], 2)))
+    assert counting.images == [1], "only the follow-up went through the network; the baseline's map was reused"
+
+
+def test_a_map_from_another_model_version_is_not_reused(visits, monkeypatch):
+    base = photo_in(visits.visits[0], 1)
+    process(run_of(base))
+    with operator_context():
+        AnalysisRun.objects.filter(photo=base).update(model_version="older-model")
+    counting = CountingSegmenter(processing.pipeline_for_worker().segmenter.inner)
+    monkeypatch.setattr(processing.pipeline_for_worker().segmenter, "inner", counting)
+    process(run_of(photo_in(visits.visits[1], 2)))
+    assert counting.images == [1, 1], "the follow-up, then the baseline segmented again"
