@@ -75,3 +75,18 @@ def test_a_comparison_reuses_the_follow_up_map_within_a_message():
         maps = cached.predict([a, b.copy()])  # same content, another array
     assert cached.hits == 1 and cached.inner.batches == [1, 1, 1]
     assert maps[1][0, 0] == 1.0
+
+
+def test_on_cuda_the_network_gets_large_tile_batches():
+    class CudaLike(FakeSegmenter):
+        device = "cuda"
+
+        def predict(self, images, batch_tiles=8):
+            self.tile_batches = batch_tiles
+            return super().predict(images)
+
+    inner = CudaLike(delay=0)
+    BatchingSegmenter(inner).predict([np.zeros((4, 4, 3), np.uint8)])
+    assert inner.tile_batches == 64
+    cpu = FakeSegmenter(delay=0)
+    assert len(BatchingSegmenter(cpu).predict([np.zeros((4, 4, 3), np.uint8)])) == 1
