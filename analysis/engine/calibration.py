@@ -30,12 +30,13 @@ class Calibration:
             "source": self.source,
         }
 
-    def card_mask(self, shape) -> np.ndarray | None:
-        """Pixels covered by the card (excluded from scalp measurements)."""
+    def card_mask(self, shape, scale: float = 1.0) -> np.ndarray | None:
+        """Pixels covered by the card (excluded from scalp measurements), for an image of
+        `shape` that is the calibrated photo resized by `scale`."""
         if self.card_quad_px is None:
             return None
         m = np.zeros(shape[:2], np.uint8)
-        cv2.fillConvexPoly(m, np.round(self.card_quad_px).astype(np.int32), 1)
+        cv2.fillConvexPoly(m, np.round(self.card_quad_px * scale).astype(np.int32), 1)
         return cv2.dilate(m, np.ones((7, 7), np.uint8)) > 0
 
 

@@ -20,6 +20,8 @@ REPEATABILITY_FILE = Path(__file__).resolve().parent / "repeatability.json"
 FALLBACK_SIGMA_PCT = {"hair_count": 3.0, "density_per_cm2": 3.0, "mean_caliber_um": 3.0, "scalp_visibility": 3.0}
 MIN_OVERLAP = 0.3
 PRESENT_FRACTION = 0.5  # share of a hair's centre line that must be covered to call it present
+PRESENT_PROB = 0.15  # low: a faint hair the other photo half-segmented is still there
+MIN_JUDGED_MM = 0.08  # shorter pieces are fragments of a hair, not evidence of change
 MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
 Z = 2.0  # flag change beyond about 95% of the measurement noise
 METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
@@ -169,22 +171,27 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     """Hair-to-hair matching: a baseline hair is lost when the follow-up shows no hair along its
     centre line; a follow-up hair is new when the baseline shows none along its own."""
     k = np.ones((2 * MATCH_TOL_PX + 1, 2 * MATCH_TOL_PX + 1), np.uint8)
-    fmask = cv2.dilate((fprob > 0.35).astype(np.uint8), k) > 0
+    fmask = cv2.dilate((fprob > PRESENT_PROB).astype(np.uint8), k) > 0
     bh, bw = base.prob.shape
     fh, fw = foll.prob.shape
     inv = np.linalg.inv(hm)
     bprob_in_f = cv2.warpPerspective(base.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR)
-    bmask_in_f = cv2.dilate((bprob_in_f > 0.35).astype(np.uint8), k) > 0
+    bmask_in_f = cv2.dilate((bprob_in_f > PRESENT_PROB).astype(np.uint8), k) > 0
     overlap_in_f = cv2.warpPerspective(overlap.astype(np.uint8), inv, (fw, fh), flags=cv2.INTER_NEAREST) > 0
     pres_b = _presence(_chain_pixels(base.graph), fmask, overlap)
     fpix = _chain_pixels(foll.graph)
     pres_f = _presence(fpix, bmask_in_f, overlap_in_f)
     nb = sum(p is not None for p in pres_b)
-    lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION]
-    gained = [i for i, p in enumerate(pres_f) if p is not None and p < PRESENT_FRACTION]
+    mm = base.prepared.mm_per_px_work or 0.008
+    long_b = base.graph.length_px * mm >= MIN_JUDGED_MM
+    long_f = foll.graph.length_px * mm >= MIN_JUDGED_MM
+    lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION and long_b[i]]
+    gained = [i for i, p in enumerate(pres_f) if p is not None and p < PRESENT_FRACTION and long_f[i]]
     # Hairs whose presence is borderline are the matching's own noise: each adds a variance of
     # about a quarter of a hair.
     amb = sum(1 for p in pres_b + pres_f if p is not None and 0.25 <= p <= 0.75)
+    amb += sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
+    amb += sum(1 for p, ok in zip(pres_f, long_f, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
     nf_est = nb - len(lost) + len(gained)
     extra = (100.0 * np.sqrt(0.25 * amb) / max(nb, 1)) ** 2
     mm = base.prepared.mm_per_px_work

@@ -173,6 +173,8 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     zones, _ = _junction_zones(skel, dist)
     core = skel & (zones == 0)
     nb, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
+    core = _split_corners(core, labels, nb, dist)
+    nb, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
     labels = labels.astype(np.int32)
     min_len_px = max(4.0, min_len_mm / mm_per_px)
     h, w = prob.shape
@@ -193,14 +195,15 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     for y, x in zip(*np.nonzero(endpoint), strict=True):
         free_ends.setdefault(int(labels[y, x]), []).append((float(x), float(y)))
 
+    at_border = _touches_border(labels, nb)
     # Spurs: short branches with one free end hanging off a junction are thinning artefacts.
     alive = np.ones(nb, bool)
     alive[0] = False
     for b in range(1, nb):
         wid = 2 * float(dist[coords_of[b][:, 1], coords_of[b][:, 0]].mean()) if len(coords_of[b]) else 1
-        if b in contacts and len(contacts[b]) == 1 and b in free_ends and length[b] < max(0.75 * wid, 3):
+        if b in contacts and len(contacts[b]) == 1 and b in free_ends and length[b] < max(0.4 * wid, 3):
             alive[b] = False
-        if b not in contacts and length[b] < min_len_px * 0.5:
+        if b not in contacts and length[b] < min_len_px * 0.5 and not at_border[b]:
             alive[b] = False
 
     uf = _UnionFind(nb)
@@ -212,19 +215,19 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
         for z, pts in zs.items():
             contact = np.mean(np.asarray(pts, np.float64), 0)
             radius = max(6.0, 2.5 * float(dist[int(contact[1]), int(contact[0])]) + 4)
-            zone_branches.setdefault(z, []).append((b, _branch_direction(coords_of[b], contact, radius)))
+            half = float(dist[int(contact[1]), int(contact[0])])
+            zone_branches.setdefault(z, []).append((b, _branch_direction(coords_of[b], contact, radius), contact, half))
     for z, items in zone_branches.items():
         paired = _pair_branches(items)
         for a, b in paired:
             uf.union(a, b)
         done = {x for p in paired for x in p}
-        unpaired_at[z] = [b for b, _ in items if b not in done]
+        unpaired_at[z] = [it[0] for it in items if it[0] not in done]
 
     chains_map: dict[int, list[int]] = {}
     for b in range(1, nb):
         if alive[b]:
             chains_map.setdefault(uf.find(b), []).append(b)
-    at_border = _touches_border(labels, nb)
     # A hair entering the frame by a sliver still counts (any part of the shaft in the image).
     chains = [
         c
@@ -239,6 +242,33 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     cal, lens, cents = _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist, (h, w))
     fu_sizes, ends = _follicular_units(chains, chain_of, unpaired_at, free_ends, mm_per_px, (h, w))
     return HairGraph(labels, zones, chains, chain_of, cal, lens, cents, fu_sizes, ends)
+
+
+CORNER_DEG = 100.0  # a centre line turning this sharply is two hairs meeting at one opening (a V)
+
+
+def _split_corners(core, labels, nb, dist):
+    """Cut branches at sharp corners. Two hairs leaving one opening at a small angle thin into
+    one V-shaped line with no junction; real hair bends far less over a few widths."""
+    coords = _coords_by_label(labels, nb)
+    out = core.copy()
+    for b in range(1, nb):
+        path = order_branch(coords[b])
+        if len(path) < 12:
+            continue
+        k = max(4, int(round(2 * float(np.median(dist[path[:, 1], path[:, 0]])))))
+        if len(path) < 2 * k + 3:
+            continue
+        p = path.astype(np.float64)
+        u = p[k:-k] - p[: -2 * k]
+        v = p[2 * k :] - p[k:-k]
+        cos = (u * v).sum(1) / (np.hypot(*u.T) * np.hypot(*v.T) + 1e-9)
+        i = int(np.argmin(cos))
+        if cos[i] < np.cos(np.radians(CORNER_DEG)):
+            c = i + k
+            for x, y in path[max(0, c - 1) : c + 2]:
+                out[y, x] = False
+    return out
 
 
 def _touches_border(labels, n):
@@ -262,13 +292,22 @@ def _coords_by_label(labels, n):
 
 
 def _pair_branches(items):
-    """Greedy pairing of the most nearly opposite branch directions at one junction."""
+    """Greedy pairing of branches that continue each other through one junction: nearly
+    opposite directions *and* on one line (a parallel neighbour offset sideways is another
+    hair, which matters in the long zones where hairs cross at shallow angles)."""
     cand = []
     for i in range(len(items)):
         for j in range(i + 1, len(items)):
-            c = -float(items[i][1] @ items[j][1])
-            if c >= PAIR_COS:
-                cand.append((c, items[i][0], items[j][0]))
+            bi, di, ci, hi = items[i]
+            bj, dj, cj, hj = items[j]
+            c = -float(di @ dj)
+            if c < PAIR_COS:
+                continue
+            axis = (di - dj) / (np.hypot(*(di - dj)) + 1e-9)  # mean line direction through the zone
+            gap = cj - ci
+            offset = abs(float(gap[0] * axis[1] - gap[1] * axis[0]))
+            if offset <= 1.5 * max(hi, hj) + 2:
+                cand.append((c - 0.05 * offset / (max(hi, hj) + 1), bi, bj))
     cand.sort(reverse=True)
     used, pairs = set(), []
     for _, a, b in cand:
@@ -388,7 +427,7 @@ def part_width_px(
     angs = np.arange(best[1] - 3, best[1] + 3.01, 0.5)
     ang = max(angs, key=lambda a: _trough_sharpness(_profile(prob, valid, a, smooth_px)))
     prof = _profile(prob, valid, ang, smooth_px)
-    width = _trough_width(prof)
+    width = _trough_width(prof, smooth_px)
     return (width, float(ang % 180)) if width is not None else None
 
 
@@ -413,40 +452,46 @@ def _trough_sharpness(prof):
     return float(np.median(prof) - prof.min())
 
 
-def _trough_width(prof):
+def _trough_width(prof, smooth_px=2.0):
     i0 = int(np.argmin(prof))
     floor = float(np.percentile(prof[max(0, i0 - 2) : i0 + 3], 50))
     plateau = float(np.median(prof))
     if plateau - floor < 0.05:
         return None
-    left = _edge(prof, i0, -1, floor, plateau)
-    right = _edge(prof, i0, +1, floor, plateau)
+    left = _edge(prof, i0, -1, floor, plateau, smooth_px)
+    right = _edge(prof, i0, +1, floor, plateau, smooth_px)
     if left is None or right is None:
         return None
     return right - left
 
 
-def _edge(prof, i0, step, floor, plateau):
-    """Position where the ramp between 25% and 60% of the trough depth meets the floor."""
+def _edge(prof, i0, step, floor, plateau, smooth_px=2.0):
+    """Edge of the bare band on one side of the trough.
+
+    A short ramp is a sharp edge softened only by optics and our smoothing: its half-depth
+    crossing is the edge. A long ramp is hair combed away from the part, thickening with
+    distance: there the edge is where the ramp (25-60% of the depth), extrapolated, meets the
+    trough floor."""
+    half = (floor + plateau) / 2
+    k = i0
+    while 0 <= k + step < len(prof) and prof[k + step] < half:
+        k += step
+    nxt = k + step
+    x_half = float(k)
+    if 0 <= nxt < len(prof) and prof[nxt] != prof[k]:
+        x_half = k + step * (half - prof[k]) / (prof[nxt] - prof[k])
     lo, hi = floor + 0.25 * (plateau - floor), floor + 0.6 * (plateau - floor)
-    i = i0
     xs, ys = [], []
-    while 0 <= i < len(prof):
-        v = prof[i]
-        if lo <= v <= hi:
+    i = i0
+    while 0 <= i < len(prof) and prof[i] <= hi:
+        if prof[i] >= lo:
             xs.append(i)
-            ys.append(v)
-        if v > hi:
-            break
+            ys.append(prof[i])
         i += step
-    if len(xs) < 2:
-        # A sharp edge: fall back to the half-depth crossing.
-        k = i0
-        half = (floor + plateau) / 2
-        while 0 <= k + step < len(prof) and prof[k + step] < half:
-            k += step
-        return float(k) + 0.5 * step
+    if len(xs) < 3:
+        return x_half
     slope, icpt = np.polyfit(xs, ys, 1)
     if abs(slope) < 1e-6:
-        return float(xs[0])
-    return float((floor - icpt) / slope)
+        return x_half
+    x_foot = float((floor - icpt) / slope)
+    return x_half if abs(x_half - x_foot) < 2.5 * smooth_px else x_foot

@@ -20,7 +20,7 @@ from . import card as card_mod
 
 # RGB skin tones from very light to very dark (roughly Fitzpatrick I..VI).
 SKIN_TONES_RGB = {
-    "very_light": (243, 214, 198),
+    "very_light": (236, 208, 192),
     "light": (226, 186, 160),
     "medium": (192, 142, 112),
     "tan": (156, 104, 78),
@@ -583,7 +583,7 @@ def overview_phantom(
     rng = np.random.default_rng(seed)
     mm_per_px = mm_per_px if mm_per_px is not None else float(rng.uniform(0.12, 0.2))
     fw, fh = size_px[0] * mm_per_px, size_px[1] * mm_per_px
-    m = 20.0
+    m = max(fw, fh) * 0.45  # enough scalp around the field for rotation, tilt and a +15% scale
     scalp = make_overview_scalp(rng, view, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
     cond = conditions or random_conditions(rng, strength=strength, trichoscopy=False, with_card=with_card)
     card_origin = None

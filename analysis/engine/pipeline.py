@@ -44,6 +44,7 @@ class Prepared:
     calibration: Calibration
     quality: QualityReport
     valid: np.ndarray  # scalp pixels (not card, not device overlay) at working resolution
+    seg_input: np.ndarray | None = None  # `work` with non-scalp pixels neutralised for the network
 
     @property
     def mm_per_px_work(self) -> float | None:
@@ -96,12 +97,15 @@ def check_image(img: np.ndarray) -> None:
 
 
 def device_overlay_mask(img: np.ndarray) -> np.ndarray:
-    """Burned-in text (date, magnification) in the corners: pure white or yellow strokes."""
+    """Burned-in text (date, magnification) in the corners: thin strokes much brighter than
+    their surroundings and near-white or saturated yellow, as dermoscopes draw them."""
     h, w = img.shape[:2]
+    top = img.max(axis=2)
     b, g, r = (img[..., i].astype(np.int16) for i in range(3))
-    white = (b > 240) & (g > 240) & (r > 240)
-    yellow = (r > 200) & (g > 200) & (b < 90)
-    text = (white | yellow).astype(np.uint8)
+    tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, np.ones((15, 15), np.uint8))
+    neutral = (np.abs(b - g) < 40) & (np.abs(g - r) < 40)
+    yellow = (r > 170) & (g > 170) & (b < 120)
+    text = ((top > 215) & (tophat > 45) & (neutral | yellow)).astype(np.uint8)
     corner = np.zeros((h, w), np.uint8)
     ch, cw = max(1, h // 6), max(1, w // 3)
     for ys in (slice(0, ch), slice(h - ch, h)):
@@ -110,9 +114,9 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     text &= corner
     if text.sum() < 20:
         return np.zeros((h, w), bool)
-    # Group strokes into a text box, then cover it with a margin.
+    # Group strokes into a text box, then cover it with a margin the network's context needs.
     blob = cv2.dilate(text, np.ones((9, 25), np.uint8))
-    return cv2.dilate(blob, np.ones((5, 5), np.uint8)) > 0
+    return cv2.dilate(blob, np.ones((15, 15), np.uint8)) > 0
 
 
 def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measures: dict | None = None) -> Prepared:
@@ -137,14 +141,22 @@ def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measur
         )
     work = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
     valid = np.ones(work.shape[:2], bool)
-    card = cal.card_mask(img.shape)
+    card = cal.card_mask(work.shape, s)
     if card is not None:
-        valid &= ~(
-            cv2.resize(card.astype(np.uint8), (work.shape[1], work.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
-        )
+        valid &= ~card
     if view == "trichoscopy":
         valid &= ~device_overlay_mask(work)
-    return Prepared(img.shape, view, work, s, cal, qual, valid)
+    return Prepared(img.shape, view, work, s, cal, qual, valid, _neutralise(work, valid))
+
+
+def _neutralise(work: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Fill the card and burned-in text with the scalp's median colour: a white card would
+    otherwise dominate the network's per-image normalisation and hide low-contrast hair."""
+    if valid.all() or not valid.any():
+        return work
+    out = work.copy()
+    out[~valid] = np.median(work[valid], axis=0).astype(np.uint8)
+    return out
 
 
 def analyze_image(
@@ -179,7 +191,7 @@ def analyze_batch(
     seg = segmenter or load_segmenter()
     bases = baseline_measures or [None] * len(images)
     preps = [prepare(img, v, m, b) for img, v, m, b in zip(images, views, mm_per_px, bases, strict=True)]
-    probs = seg.predict([p.work for p in preps])
+    probs = seg.predict([p.seg_input for p in preps])
     per_image_overhead = (time.perf_counter() - t0) / max(len(images), 1)
     out = []
     for p, prob in zip(preps, probs, strict=True):

@@ -8,7 +8,7 @@ def _photo_of_card(px_per_mm=4.0, angle=20.0):
     raster = card.render_card_bgr(px_per_mm)
     h, w = raster.shape[:2]
     canvas = np.full((h + 200, w + 200, 3), 120, np.uint8)
-    canvas[100:100 + h, 100:100 + w] = raster
+    canvas[100 : 100 + h, 100 : 100 + w] = raster
     m = cv2.getRotationMatrix2D((canvas.shape[1] / 2, canvas.shape[0] / 2), angle, 1.0)
     return cv2.warpAffine(canvas, m, (canvas.shape[1], canvas.shape[0]), borderValue=(120, 120, 120))
 

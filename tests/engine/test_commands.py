@@ -28,10 +28,23 @@ def run(*args):
 
 
 def test_analyze_image_prints_one_object_or_a_list(files, tmp_path):
-    one = json.loads(run("analyze_image", str(files / "a.png"), "--view", "trichoscopy", "--mm-per-px", "0.008",
-                         "--heatmap", str(tmp_path / "h.png"), "--json"))
+    one = json.loads(
+        run(
+            "analyze_image",
+            str(files / "a.png"),
+            "--view",
+            "trichoscopy",
+            "--mm-per-px",
+            "0.008",
+            "--heatmap",
+            str(tmp_path / "h.png"),
+            "--json",
+        )
+    )
     assert one["hair_count"] > 0 and (tmp_path / "h.png").exists()
-    many = json.loads(run("analyze_image", str(files / "a.png"), str(files / "b.jpg"), "--mm-per-px", "0.008", "--json"))
+    many = json.loads(
+        run("analyze_image", str(files / "a.png"), str(files / "b.jpg"), "--mm-per-px", "0.008", "--json")
+    )
     assert isinstance(many, list) and len(many) == 2
 
 
@@ -41,8 +54,18 @@ def test_analyze_image_reports_an_unreadable_file(files):
 
 
 def test_compare_images_prints_changes(files, tmp_path):
-    d = json.loads(run("compare_images", str(files / "a.png"), str(files / "b.jpg"), "--mm-per-px", "0.008",
-                       "--change-map", str(tmp_path / "c.png"), "--json"))
+    d = json.loads(
+        run(
+            "compare_images",
+            str(files / "a.png"),
+            str(files / "b.jpg"),
+            "--mm-per-px",
+            "0.008",
+            "--change-map",
+            str(tmp_path / "c.png"),
+            "--json",
+        )
+    )
     assert set(d) == {"comparable", "reasons", "overlap_fraction", "changes"}
 
 

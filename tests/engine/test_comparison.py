@@ -9,7 +9,7 @@ CHANGE_KEYS = {"baseline", "followup", "change_pct", "uncertainty_pct", "signifi
 
 @pytest.fixture(scope="module")
 def pair():
-    base = phantoms.trichoscopy_phantom(77, size_px=(400, 300), mm_per_px=0.008, strength=0.4)
+    base = phantoms.trichoscopy_phantom(77, size_px=(480, 360), mm_per_px=0.008, strength=0.4, fu_per_cm2=110)
     return base, phantoms.follow_up(base, 3, change_fraction=-0.3, strength=0.3)
 
 

@@ -8,9 +8,23 @@ import pytest
 import analysis.engine as engine
 
 GOLDEN = Path(__file__).parent / "golden" / "tricho_123.json"
-KEYS = {"hair_count", "density_per_cm2", "follicular_units", "mean_caliber_um", "caliber_histogram_um",
-        "vellus_fraction", "terminal_fraction", "cumulative_thickness_mm_per_cm2", "scalp_visibility",
-        "part_width_mm", "quality", "calibration", "severity", "model_version", "seconds"}
+KEYS = {
+    "hair_count",
+    "density_per_cm2",
+    "follicular_units",
+    "mean_caliber_um",
+    "caliber_histogram_um",
+    "vellus_fraction",
+    "terminal_fraction",
+    "cumulative_thickness_mm_per_cm2",
+    "scalp_visibility",
+    "part_width_mm",
+    "quality",
+    "calibration",
+    "severity",
+    "model_version",
+    "seconds",
+}
 
 
 def test_public_names():
@@ -45,7 +59,9 @@ def test_analyze_image_returns_exactly_the_contract_keys(tricho, segmenter):
 
 def test_golden_output_on_a_fixed_phantom(tricho, segmenter):
     """Pins the whole pipeline: change it only with MODEL_VERSION (regenerate with GOLDEN_UPDATE=1)."""
-    d = engine.analyze_image(tricho.image, view="trichoscopy", mm_per_px=tricho.mm_per_px, segmenter=segmenter).to_dict()
+    d = engine.analyze_image(
+        tricho.image, view="trichoscopy", mm_per_px=tricho.mm_per_px, segmenter=segmenter
+    ).to_dict()
     d.pop("seconds")
     if not GOLDEN.exists() or __import__("os").environ.get("GOLDEN_UPDATE"):
         GOLDEN.parent.mkdir(exist_ok=True)
@@ -62,8 +78,9 @@ def test_batch_matches_single_and_overview_has_severity(segmenter):
     from analysis.engine import phantoms
 
     ov = phantoms.overview_phantom(8, "crown", size_px=(400, 300), mm_per_px=0.2)
-    res = engine.analyze_batch([ov.image, ov.image], views=["crown", "crown"], mm_per_px=[0.2, 0.2], sex="male",
-                               segmenter=segmenter)
+    res = engine.analyze_batch(
+        [ov.image, ov.image], views=["crown", "crown"], mm_per_px=[0.2, 0.2], sex="male", segmenter=segmenter
+    )
     a, b = (r.to_dict() for r in res)
     assert a["scalp_visibility"] == b["scalp_visibility"]
     assert a["severity"]["scale"] == "norwood" and 1 <= a["severity"]["stage_index"] <= 7

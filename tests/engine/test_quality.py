@@ -10,8 +10,9 @@ GIVEN = Calibration(0.008, None, "given")
 
 @pytest.fixture(scope="module")
 def good():
-    return phantoms.trichoscopy_phantom(11, size_px=(400, 320), mm_per_px=0.008,
-                                        conditions=phantoms.Conditions(stamp=False)).image
+    return phantoms.trichoscopy_phantom(
+        11, size_px=(400, 320), mm_per_px=0.008, conditions=phantoms.Conditions(stamp=False)
+    ).image
 
 
 def test_a_good_photo_passes(good):

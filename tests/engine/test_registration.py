@@ -25,4 +25,4 @@ def test_unrelated_images_do_not_register():
 
 def test_overlap_mask_of_identity_is_everything_but_a_margin():
     m = registration.overlap_mask(np.eye(3), (50, 60), (50, 60), erode_px=2)
-    assert m.shape == (50, 60) and m[2:-2, 2:-2].all() and not m[0].any()
+    assert m.shape == (50, 60) and m.all()  # the image edge is the overlap's edge, not a seam

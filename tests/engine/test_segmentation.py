@@ -31,8 +31,10 @@ def test_predict_rejects_a_bad_shape_with_a_clear_message(segmenter):
 
 
 def test_predict_tiles_large_images_and_returns_probabilities(segmenter):
-    imgs = [np.random.default_rng(0).integers(0, 255, (700, 530, 3), dtype=np.uint8),
-            np.full((50, 70, 3), 128, np.uint8)]
+    imgs = [
+        np.random.default_rng(0).integers(0, 255, (700, 530, 3), dtype=np.uint8),
+        np.full((50, 70, 3), 128, np.uint8),
+    ]
     out = segmenter.predict(imgs)
     assert [o.shape for o in out] == [(700, 530), (50, 70)]
     assert all(o.dtype == np.float32 and 0 <= o.min() and o.max() <= 1 for o in out)
@@ -47,8 +49,14 @@ def test_shipped_weights_are_small_and_carry_their_config():
 
 def test_weights_round_trip_after_a_short_training_run(tmp_path, monkeypatch):
     monkeypatch.setattr(training, "CROP", 64)
-    monkeypatch.setattr(training, "_sample", lambda s: (np.random.default_rng(s).integers(0, 255, (80, 80, 3), dtype=np.uint8),
-                                                        np.random.default_rng(s).random((80, 80)).astype(np.float32)))
+    monkeypatch.setattr(
+        training,
+        "_sample",
+        lambda s: (
+            np.random.default_rng(s).integers(0, 255, (80, 80, 3), dtype=np.uint8),
+            np.random.default_rng(s).random((80, 80)).astype(np.float32),
+        ),
+    )
     cfg = seg.SegConfig(base=4, depth=2, version="tiny-test")
     training.train(out_dir=tmp_path, n_images=2, max_steps=2, max_minutes=1, batch_size=2, cfg=cfg, threads=1)
     model, cfg2, _ = seg.load_weights(tmp_path)

@@ -19,6 +19,8 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=10)
         parser.add_argument("--threads", type=int, default=2)
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument("--init", default=None, help="fine-tune from this weights folder")
+        parser.add_argument("--lr", type=float, default=3e-3)
 
     def handle(self, *args, **opts):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -30,5 +32,7 @@ class Command(BaseCommand):
             batch_size=opts["batch_size"],
             seed=opts["seed"],
             threads=opts["threads"],
+            init_from=Path(opts["init"]) if opts["init"] else None,
+            lr=opts["lr"],
         )
         self.stdout.write(f"trained: {info}")

@@ -1,0 +1,51 @@
+import numpy as np
+
+from analysis.engine import benchmark
+
+
+def test_dice_of_identical_and_disjoint_masks():
+    a = np.zeros((10, 10), np.float32)
+    a[:5] = 1
+    assert benchmark.dice(a, a) == 1.0
+    assert benchmark.dice(a, 1 - a) == 0.0
+    assert benchmark.dice(np.zeros((4, 4)), np.zeros((4, 4))) == 1.0
+
+
+def test_report_marks_missed_targets_honestly():
+    tri = [
+        {
+            "density_pct": 8.0,
+            "caliber_um": 2.0,
+            "vellus": 0.01,
+            "terminal": 0.02,
+            "visibility": 0.01,
+            "fu_1_pct": 5.0,
+            "seconds": 0.5,
+        }
+    ] * 3
+    ov = [{"view": "part_line", "visibility": 0.01, "seconds": 1.0, "card": True, "scale_pct": 1.0, "part_mm": 0.2}]
+    pairs = [
+        {
+            "planned": -0.05,
+            "truth_pct": -5.0,
+            "measured_pct": -5.5,
+            "uncertainty_pct": 4.0,
+            "significant": True,
+            "comparable": True,
+            "reasons": [],
+        },
+        {
+            "planned": 0.0,
+            "truth_pct": 0.0,
+            "measured_pct": 0.5,
+            "uncertainty_pct": 4.0,
+            "significant": False,
+            "comparable": True,
+            "reasons": [],
+        },
+    ]
+    dices = {"all": {"unet": [0.9], "classical": [0.5]}}
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0)
+    assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
+    assert "| part width | 0.2 mm | 0.2 mm | ≤ 0.3 mm | yes |" in text
+    assert "| 5% loss detected (sensitivity) | 1.00 (1 pairs) | ≥ 0.95 | yes |" in text
