@@ -16,7 +16,6 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4, LETTER
 from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import mm
-from reportlab.lib.utils import ImageReader
 from reportlab.platypus import (
     CondPageBreak,
     Flowable,
@@ -69,27 +68,29 @@ def _esc(text) -> str:
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _image_source(field):
-    """A path for local files (embedded without decoding), else the bytes."""
+def _print_copy(field, name):
+    """A print-size JPEG copy (made once): a 12 MP original or a full-size PNG heatmap would make a
+    multi-megabyte report, and reportlab decodes PNGs slowly."""
+    stored = thumbs.copy_of(field, name, thumbs.REPORT_PX)
     try:
-        return field.path
-    except (NotImplementedError, ValueError):
-        with field.open("rb") as handle:
-            return io.BytesIO(handle.read())
-
-
-def _photo_source(photo):
-    """A print-size copy (made once per photo): a 12 MP original would make a 4 MB report."""
-    name = thumbs.thumbnail(photo, thumbs.REPORT_PX)
-    try:
-        return default_storage.path(name)
+        return default_storage.path(stored)
     except NotImplementedError:
-        with default_storage.open(name, "rb") as handle:
+        with default_storage.open(stored, "rb") as handle:
             return io.BytesIO(handle.read())
+
+
+def _tile_source(entry):
+    """The heatmap (the engine blends it over the photo and adds its legend) or else the photo."""
+    result = entry.result
+    if result is not None and result.heatmap:
+        return _print_copy(result.heatmap, f"clinics/{entry.photo.clinic_id}/thumbs/heatmap-{result.run_id}-"
+                                           f"{thumbs.REPORT_PX}.jpg")
+    return _print_copy(entry.photo.file, f"clinics/{entry.photo.clinic_id}/thumbs/{entry.photo.id}-"
+                                         f"{thumbs.REPORT_PX}.jpg")
 
 
 class PhotoWithHeatmap(Flowable):
-    """The photo, its heatmap over it, and a caption line underneath."""
+    """The photo with its heatmap (or the photo alone before analysis), and a caption underneath."""
 
     def __init__(self, entry, width, height):
         super().__init__()
@@ -98,21 +99,14 @@ class PhotoWithHeatmap(Flowable):
     def draw(self):
         c = self.canv
         img_h = self.height - 12
-        photo = self.entry.photo
         c.setFillColor(colors.HexColor("#e9eef2"))
         c.rect(0, 12, self.width, img_h, stroke=0, fill=1)
         try:
-            c.drawImage(_photo_source(photo), 0, 12, self.width, img_h, preserveAspectRatio=True, anchor="c")
-            result = self.entry.result
-            if result is not None and result.heatmap:
-                c.setFillAlpha(0.65)  # the photo stays readable under the overlay
-                c.drawImage(ImageReader(_image_source(result.heatmap)), 0, 12, self.width, img_h,
-                            preserveAspectRatio=True, anchor="c", mask="auto")
+            c.drawImage(_tile_source(self.entry), 0, 12, self.width, img_h, preserveAspectRatio=True, anchor="n")
         except (OSError, ValueError):
             c.setFillColor(MUTED)
             c.setFont("Helvetica", 7)
             c.drawCentredString(self.width / 2, 12 + img_h / 2, "image unavailable")
-        c.setFillAlpha(1)
         c.setFillColor(INK)
         c.setFont("Helvetica-Bold", 7.5)
         c.drawString(0, 3, self.entry.label[:44])
@@ -270,6 +264,8 @@ def _caveats(entry, data):
 def _verdict(line) -> str:
     if line["verdict"] == "not-comparable":
         return "not comparable"
+    if line["verdict"] == "pending":
+        return "being re-measured against the new baseline"
     change = line["change"]
     word = "within noise" if line["verdict"] == "stable" else line["verdict"]
     return f"{change['change_pct']:+.1f}% ± {change['uncertainty_pct']:.1f} ({word})"
@@ -333,13 +329,14 @@ def visit_report_pdf(*, visit: Visit, clinic, paper: str = "a4", author: str = "
         lines = timeline.headline(data, entry)
         verdicts = "; ".join(f"{line['entry'].label}: {_verdict(line)}" for line in lines)
         story.append(Spacer(1, 4))
-        story.append(Paragraph(f"<b>Since baseline: {_esc(timeline.headline_summary(lines))}</b><br/>"
-                               f"<font size=7.5 color='#5f6b7a'>Density change per view — {_esc(verdicts)}</font>",
+        story.append(Paragraph(f"<b>{_esc(timeline.headline_summary(lines))}</b><br/>"
+                               f"<font size=7.5 color='#5f6b7a'>Change since baseline per view (density, or scalp "
+                               f"visibility without a scale) — {_esc(verdicts)}</font>",
                                styles["body"]))
     story.append(Paragraph("Views and heatmaps", styles["h2"]))
     per_row = 3
     cell_w = (width - (per_row - 1) * 6) / per_row
-    tiles = [PhotoWithHeatmap(p, cell_w, cell_w * 0.75 + 12) for p in entry.photos]
+    tiles = [PhotoWithHeatmap(p, cell_w, cell_w * 0.82 + 12) for p in entry.photos]
     if tiles:
         grid = [tiles[i:i + per_row] + [""] * (per_row - len(tiles[i:i + per_row]))
                 for i in range(0, len(tiles), per_row)]

@@ -13,10 +13,14 @@ REPORT_PX = 900  # about 200 dpi across a report tile of 57 mm
 
 def thumbnail(photo, px: int) -> str:
     """The storage name of `photo` scaled to fit px × px, creating it on first use."""
-    name = f"clinics/{photo.clinic_id}/thumbs/{photo.id}-{px}.jpg"
+    return copy_of(photo.file, f"clinics/{photo.clinic_id}/thumbs/{photo.id}-{px}.jpg", px)
+
+
+def copy_of(field, name: str, px: int) -> str:
+    """`field` (a stored JPEG or PNG) as a JPEG that fits px × px, stored once under `name`."""
     if default_storage.exists(name):
         return name
-    with photo.file.open("rb") as source:
+    with field.open("rb") as source:
         image = Image.open(source)
         image.draft("RGB", (px, px))  # JPEG: decode at a reduced scale, several times faster
         image = image.convert("RGB")

@@ -88,7 +88,26 @@ class PhotoEntry:
         comparison = self.comparisons.get(against)
         if comparison is None or not comparison.data.get("comparable") or getattr(comparison, "stale", False):
             return None
-        return (comparison.data.get("changes") or {}).get(metric)
+        change = (comparison.data.get("changes") or {}).get(metric)
+        # The engine reports a metric it could not measure (no scale: no density) with empty values.
+        return change if change and change.get("change_pct") is not None else None
+
+    @property
+    def key_metric(self) -> str | None:
+        """The measure a thumbnail and the verdict use: density, or scalp visibility when the photo
+        has no scale (density needs one)."""
+        for metric in ("density_per_cm2", "scalp_visibility"):
+            if self.metrics.get(metric) is not None:
+                return metric
+        return None
+
+    @property
+    def key_better_up(self) -> bool:
+        return self.key_metric != "scalp_visibility"
+
+    @property
+    def key_change(self) -> dict | None:
+        return self.change("baseline", self.key_metric) if self.key_metric else None
 
 
 @dataclass
@@ -330,20 +349,24 @@ def headline(timeline: Timeline, entry: VisitEntry | None = None) -> list[dict]:
         if entry.photo.excluded_from_trend or not entry.result:
             continue
         comparison = entry.comparisons.get("baseline")
-        change = entry.change("baseline", "density_per_cm2")
         if comparison is None or latest.is_baseline:
             continue
         if entry.stale_baseline:
             lines.append({"entry": entry, "verdict": "pending", "text": "being re-measured",
                           "reasons": ["measured against the earlier baseline; re-analysis requested"]})
             continue
+        metric, change = entry.key_metric, entry.key_change
         if change is None:
+            reasons = comparison.data.get("reasons") or ([] if comparison.data.get("comparable") else
+                                                         ["the photos could not be matched"])
             lines.append({"entry": entry, "verdict": "not-comparable", "text": "not comparable",
-                          "reasons": comparison.data.get("reasons", [])})
+                          "reasons": reasons or ["no measure could be compared"]})
             continue
         pct = change.get("change_pct") or 0
-        verdict = "stable" if not change.get("significant") else ("better" if pct > 0 else "worse")
-        lines.append({"entry": entry, "verdict": verdict, "change": change})
+        better = pct > 0 if metric == "density_per_cm2" else pct < 0
+        verdict = "stable" if not change.get("significant") else ("better" if better else "worse")
+        lines.append({"entry": entry, "verdict": verdict, "change": change, "metric": metric,
+                      "metric_label": "density" if metric == "density_per_cm2" else "scalp visibility"})
     return lines
 
 
@@ -354,14 +377,14 @@ def headline_summary(lines: list[dict]) -> str:
     if not compared:
         return "No view of the latest visit could be compared with the baseline."
     if counts["worse"] == compared:
-        return f"Density lower than baseline beyond measurement noise in {_views(compared)}."
+        return f"Worse than baseline, beyond measurement noise, in {_views(compared)}."
     if counts["better"] == compared:
-        return f"Density higher than baseline beyond measurement noise in {_views(compared)}."
+        return f"Better than baseline, beyond measurement noise, in {_views(compared)}."
     if counts["stable"] == compared:
         return f"No change beyond measurement noise in {_views(compared)}."
     parts = [f"{label} in {counts[key]}" for key, label in (("worse", "worse"), ("better", "better"),
                                                             ("stable", "within noise")) if counts[key]]
-    return "Density " + ", ".join(parts) + f" of {_views(compared)}."
+    return "Since baseline: " + ", ".join(parts) + f" of {_views(compared)}."
 
 
 def _views(n: int) -> str:

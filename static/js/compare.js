@@ -23,7 +23,12 @@
     if (!ready(before)) return;
     W0 = before.naturalWidth; H0 = before.naturalHeight;
     worlds.forEach(function (w) { w.style.width = W0 + "px"; w.style.height = H0 + "px"; });
-    root.querySelectorAll(".world img").forEach(function (img) { img.style.width = W0 + "px"; img.style.height = H0 + "px"; });
+    // Photos fill the earlier photo's frame; the change map is that frame plus a legend band below,
+    // so it keeps its own height.
+    root.querySelectorAll(".world img").forEach(function (img) {
+      img.style.width = W0 + "px";
+      if (!img.classList.contains("img-change")) img.style.height = H0 + "px";
+    });
     if (after && ready(after)) {
       if (H) {
         after.style.width = after.naturalWidth + "px"; after.style.height = after.naturalHeight + "px";

@@ -22,31 +22,50 @@ BASE_DENSITY = {View.CROWN: 168.0, View.HAIRLINE: 182.0, View.TEMPLE_LEFT: 150.0
                 View.PART_LINE: 175.0, View.TRICHOSCOPY: 205.0}
 
 
-def heatmap_png(width=96, height=72, seed=0) -> bytes:
-    """A smooth red-to-green field, like the engine's density overlay."""
+def scalp_pixels(width=320, height=240, seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    y, x = np.mgrid[0:height, 0:width]
-    cx, cy = rng.uniform(0.3, 0.7) * width, rng.uniform(0.3, 0.7) * height
-    field = np.exp(-(((x - cx) / width) ** 2 + ((y - cy) / height) ** 2) * 5)
-    rgba = np.zeros((height, width, 4), dtype=np.uint8)
-    rgba[..., 0] = (255 * field).astype(np.uint8)
-    rgba[..., 1] = (200 * (1 - field)).astype(np.uint8)
-    rgba[..., 2] = 60
-    rgba[..., 3] = 150
-    out = io.BytesIO()
-    Image.fromarray(rgba, "RGBA").save(out, format="PNG")
-    return out.getvalue()
+    img = np.full((height, width, 3), (196, 160, 140), dtype=np.uint8)
+    for _ in range(width * height // 190):
+        x, y = rng.integers(0, width), rng.integers(0, height)
+        img[max(0, y - 6):y, x:x + 1] = (40, 30, 25)
+    return img
 
 
 def scalp_jpeg(width=320, height=240, seed=0) -> bytes:
-    rng = np.random.default_rng(seed)
-    img = np.full((height, width, 3), (196, 160, 140), dtype=np.uint8)
-    for _ in range(400):
-        x, y = rng.integers(0, width), rng.integers(0, height)
-        img[max(0, y - 6):y, x:x + 1] = (40, 30, 25)
     out = io.BytesIO()
-    Image.fromarray(img).save(out, format="JPEG", quality=85)
+    Image.fromarray(scalp_pixels(width, height, seed)).save(out, format="JPEG", quality=85)
     return out.getvalue()
+
+
+def _with_legend(rgb: np.ndarray, left, right) -> bytes:
+    """Like the engine's pictures: the image with a legend band (colour ramp) added below."""
+    h, w = rgb.shape[:2]
+    band = np.full((max(12, h // 12), w, 3), 245, dtype=np.uint8)
+    ramp = np.linspace(0, 1, w // 2)[None, :, None]
+    band[3:-3, w // 4:w // 4 + w // 2] = (np.array(left) * (1 - ramp) + np.array(right) * ramp).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(np.vstack([rgb, band])).save(out, format="PNG")
+    return out.getvalue()
+
+
+def heatmap_png(width=320, height=240, seed=0) -> bytes:
+    """A coverage heatmap as the engine draws it: the photo blended with red (thin) to green (dense)."""
+    rgb = scalp_pixels(width, height, seed).astype(np.float32)
+    y, x = np.mgrid[0:height, 0:width]
+    thin = np.exp(-(((x - width * 0.55) / width) ** 2 + ((y - height * 0.45) / height) ** 2) * 6)[..., None]
+    colour = thin * np.array([220, 60, 50]) + (1 - thin) * np.array([60, 170, 110])
+    return _with_legend((rgb * 0.55 + colour * 0.45).astype(np.uint8), (220, 60, 50), (60, 170, 110))
+
+
+def change_map_png(width=320, height=240, seed=0) -> bytes:
+    """The earlier photo dimmed, lost hair red, new hair green, as the engine's change map."""
+    rgb = (scalp_pixels(width, height, seed).astype(np.float32) * 0.6).astype(np.uint8)
+    rng = np.random.default_rng(seed + 99)
+    for colour, n in (((215, 48, 39), 60), ((47, 158, 106), 25)):
+        for _ in range(n):
+            cx, cy = rng.integers(0, width), rng.integers(0, height)
+            rgb[max(0, cy - 5):cy, cx:cx + 2] = colour
+    return _with_legend(rgb, (215, 48, 39), (47, 158, 106))
 
 
 def metrics_for(view: str, factor: float = 1.0, *, quality_ok=True, reasons=(), severity=None) -> dict:
@@ -86,7 +105,7 @@ def comparison_data(base: dict, follow: dict, comparable=True, reasons=()) -> di
             "changes": {m: change(base[m], follow[m], u) for m, u in unc.items()}}
 
 
-def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.Status.DONE) -> AnalysisRun:
+def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.Status.DONE, seed=0) -> AnalysisRun:
     """One finished run with its result (call inside operator_context)."""
     now = timezone.now()
     run = AnalysisRun.objects.create(clinic_id=photo.clinic_id, photo=photo, visit_id=photo.visit_id, status=status,
@@ -96,17 +115,19 @@ def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.
     result = PhotoResult(clinic_id=photo.clinic_id, run=run, photo=photo, metrics=metrics,
                          quality_ok=metrics["quality"]["ok"])
     if heatmap:
-        result.heatmap.save(f"clinics/{photo.clinic_id}/heatmaps/{run.id}.png", ContentFile(heatmap_png()), save=False)
+        result.heatmap.save(f"clinics/{photo.clinic_id}/heatmaps/{run.id}.png", ContentFile(heatmap_png(seed=seed)),
+                            save=False)
     result.save()
     return run
 
 
-def add_comparison(run: AnalysisRun, against: str, other: Photo, data: dict, change_map=True) -> PhotoComparison:
+def add_comparison(run: AnalysisRun, against: str, other: Photo, data: dict, change_map=True,
+                   seed=0) -> PhotoComparison:
     comparison = PhotoComparison(clinic_id=run.clinic_id, run=run, photo_id=run.photo_id, against=against,
                                  other_photo=other, data=data)
     if change_map and data["comparable"]:
         comparison.change_map.save(f"clinics/{run.clinic_id}/changes/{run.id}-{against}.png",
-                                   ContentFile(heatmap_png(seed=3)), save=False)
+                                   ContentFile(change_map_png(seed=seed)), save=False)
     comparison.save()
     return comparison
 
@@ -144,14 +165,16 @@ def build_history(patient: Patient, *, visits: int = 4, views=DEFAULT_VIEWS, wit
                 m = metrics_for(view, factor, quality_ok=not flagged, severity=severity,
                                 reasons=["Out of focus: sharpness 38% of this view's baseline; retake"] if flagged
                                 else ())
-                run = add_result(photo, m, heatmap=with_files)
+                run = add_result(photo, m, heatmap=with_files, seed=i * 10 + j)
                 if i > 0:
                     last = not_comparable_last and i == visits - 1 and view == View.HAIRLINE
                     reasons = ["Camera tilted 14° more than at baseline", "Hair wet"] if last else ()
                     add_comparison(run, "baseline", first_photos[view],
-                                   comparison_data(first_metrics[view], m, not last, reasons), change_map=with_files)
+                                   comparison_data(first_metrics[view], m, not last, reasons), change_map=with_files,
+                                   seed=j)
                     add_comparison(run, "previous", prev_photos[view],
-                                   comparison_data(prev_metrics[view], m, not last, reasons), change_map=with_files)
+                                   comparison_data(prev_metrics[view], m, not last, reasons), change_map=with_files,
+                                   seed=(i - 1) * 10 + j)
                 else:
                     first_photos[view], first_metrics[view] = photo, m
                 prev_photos[view], prev_metrics[view] = photo, m

@@ -19,7 +19,7 @@ def test_it_shows_the_change_since_baseline_on_the_timeline(history, clinician):
     page = clinician.get(reverse("patient_detail", args=[history.clinic_a.slug, history.patient_a.id])).content.decode()
     assert "Not comparable" in page and "Camera tilted 14° more than at baseline" in page
     assert "within measurement noise" in page or "worsening" in page or "improving" in page
-    assert "beyond measurement noise in 4 views" in page  # hairline is not comparable
+    assert "Worse than baseline, beyond measurement noise, in 4 views." in page  # hairline is not comparable
     assert 'id="trend-data"' in page and "Minoxidil 5% foam" in page
     assert page.count('class="tl-visit') == 5 and "Baseline" in page
 
@@ -220,3 +220,26 @@ def test_empty_records_render(world, login):
     report = client.get(reverse("visit_report", args=[slug, world.visit_a.id]))
     assert report.status_code == 200 and report.content.startswith(b"%PDF")
     assert client.get(reverse("compare", args=[slug, world.patient_a.id])).status_code == 302
+
+
+def test_an_uncalibrated_overview_is_judged_on_scalp_visibility(history, clinician):
+    """The engine gives no density without a scale, and empty change values for it."""
+    from analysis.models import PhotoComparison, PhotoResult
+
+    with operator_context():
+        for result in PhotoResult.objects.filter(photo__visit__patient=history.patient_a, photo__view="crown"):
+            result.metrics = {**result.metrics, "density_per_cm2": None, "mean_caliber_um": None,
+                              "calibration": {"mm_per_px": None, "tilt_deg": None, "source": "none"}}
+            result.save(update_fields=["metrics"])
+        for comparison in PhotoComparison.objects.filter(photo__visit__patient=history.patient_a, photo__view="crown"):
+            changes = comparison.data["changes"]
+            changes["density_per_cm2"] = {"baseline": None, "followup": None, "change_pct": None,
+                                          "uncertainty_pct": None, "significant": False}
+            comparison.save(update_fields=["data"])
+    page = clinician.get(reverse("patient_detail", args=[history.clinic_a.slug, history.patient_a.id])).content.decode()
+    summary = page[page.index("ws-summary"):page.index("ws-trends")]
+    assert "scalp visibility ± 6.0%" in summary and "<small> scalp</small>" in page, summary
+    visit = clinician.get(reverse("visit_detail", args=[history.clinic_a.slug, history.visits[-1].id])).content.decode()
+    assert "No scale: sizes are not calibrated" in visit
+    report = clinician.get(reverse("visit_report", args=[history.clinic_a.slug, history.visits[-1].id]))
+    assert report.status_code == 200

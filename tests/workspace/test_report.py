@@ -39,7 +39,7 @@ def test_it_prints_everything_a_clinic_files(report_world, login):
     assert response["Content-Disposition"].startswith("inline;")
     text, reader = _text(response.content)
     flat = " ".join(text.split())
-    for expected in ["Since baseline", "Clinic A Dermatology", "1 Test Street", "Visit report", "A-001",
+    for expected in ["Change since baseline", "Clinic A Dermatology", "1 Test Street", "Visit report", "A-001",
                      "Views and heatmaps",
                      "Measurements", "Density", "vs baseline", "Trend", "AI suggestion", "Norwood III",
                      "Confirmed grade", "Norwood–Hamilton IV", "Minoxidil 5% foam", "1 ml twice daily",
