@@ -10,7 +10,10 @@ def signed(value, decimals=1):
     """+3.2 / −3.2 with a real minus sign, as printed in clinical reports."""
     if value is None:
         return "—"
-    text = f"{abs(float(value)):.{int(decimals)}f}"
+    decimals = int(decimals)
+    if decimals == 0 and abs(float(value)) < 1:
+        decimals = 1  # "−0%" would hide a small change
+    text = f"{abs(float(value)):.{decimals}f}"
     return ("+" if value > 0 else "−" if value < 0 else "±") + text
 
 

@@ -68,7 +68,8 @@
     box.appendChild(svg);
     if (!points.length) {
       var none = el("text", { x: W / 2, y: H / 2, "class": "none", "text-anchor": "middle" }, svg);
-      none.textContent = metric.key === "part_width_mm" ? "Measured on part-line photos only" : "No data";
+      none.textContent = metric.key === "part_width_mm" ? "Measured on part-line photos only"
+        : /density|caliber|vellus/.test(metric.key) ? "Needs a calibrated photo (card or scale)" : "No data";
       return box;
     }
     var lo = Infinity, hi = -Infinity;
@@ -116,7 +117,9 @@
   });
   var saved = null;
   try { saved = localStorage.getItem("tt-trend-view"); } catch (e) { /* private mode */ }
-  show(keys.indexOf(saved) >= 0 ? saved : keys[0]);
+  // Open on the view the clinician looked at last, else the first with calibrated density.
+  var dense = keys.filter(function (k) { return data.series[k].points.density_per_cm2.length; })[0];
+  show(keys.indexOf(saved) >= 0 ? saved : dense || keys[0]);
 
   // Treatment band: each treatment as a span over the same time axis as the charts.
   var band = document.getElementById("treatment-band");
