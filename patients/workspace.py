@@ -149,7 +149,8 @@ def _pair_rows(comparison, units):
              "unit": timeline.unit_label(key, units),
              "before": timeline.to_display(key, changes[key].get("baseline"), units),
              "after": timeline.to_display(key, changes[key].get("followup"), units)}
-            for key, label, up, decimals in COMPARED_LABELS if key in changes]
+            for key, label, up, decimals in COMPARED_LABELS
+            if (changes.get(key) or {}).get("change_pct") is not None]
 
 
 def _series_keys(first, second):
