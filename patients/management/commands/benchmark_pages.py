@@ -56,8 +56,14 @@ class Command(BaseCommand):
             path = f"/c/{SLUG}/patients/{patient.id}/"
             _check(port, path, cookie)
             _load(port, path, cookie, clients=clients, total=max(clients * 3, 30))  # warm-up
+            cpu_before = _cpu_seconds(server.pid)
             times, wall = _load(port, path, cookie, clients=clients, total=requests)
+            cpu = _cpu_seconds(server.pid) - cpu_before
             self._print(f"timeline ({visits} visits, {clients} clients, {workers} gunicorn workers)", times, wall)
+            # Wall-clock numbers depend on what else runs on the machine; CPU per request does not.
+            self.stdout.write(f"gunicorn CPU per request: {cpu / len(times) * 1000:.1f} ms (web processes only, "
+                              f"database excluded); load average now {os.getloadavg()[0]:.1f} on "
+                              f"{os.cpu_count()} cores")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=20)
@@ -114,6 +120,23 @@ class Command(BaseCommand):
         self.stdout.write(f"{name}: {len(times)} requests in {wall:.1f} s = {len(times) / wall:.0f} req/s; "
                           f"p50 {pct(0.50):.0f} ms, p95 {pct(0.95):.0f} ms, p99 {pct(0.99):.0f} ms, "
                           f"max {times[-1] * 1000:.0f} ms")
+
+
+def _cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of gunicorn's worker processes (children of the master), from /proc."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master_pid or int(entry) == master_pid:  # fields[1] is the parent pid
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / ticks
 
 
 def _free_port() -> int:
