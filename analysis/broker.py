@@ -114,6 +114,9 @@ def ensure_embedded_worker():
         return None
     with _lock:
         if _embedded_worker is None:
+            from analysis.threads import limit_cpu_threads
+
+            limit_cpu_threads()
             _embedded_worker = dramatiq.Worker(broker, worker_threads=max(1, settings.WORKER_THREADS),
                                                worker_timeout=100)
             _embedded_worker.start()
