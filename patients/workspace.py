@@ -39,8 +39,8 @@ def patient_timeline(request, clinic_slug, patient_id):
     services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
     can_edit = request.membership.role in CLINICAL_ROLES
     latest_visit_id, visit_count, fingerprint = timeline.fingerprint(patient)
-    key = "timeline:" + hashlib.sha256(repr((request.clinic.id, request.clinic.units, can_edit, fingerprint))
-                                       .encode()).hexdigest()
+    key = "timeline:" + hashlib.sha256(repr((patient.id, request.clinic.id, request.clinic.units, can_edit,
+                                             fingerprint)).encode()).hexdigest()
     body = cache.get(key)
     if body is None:
         body = _timeline_body(request, patient, can_edit)

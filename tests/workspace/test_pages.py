@@ -213,6 +213,10 @@ def test_empty_records_render(world, login):
     slug = world.clinic_a.slug
     bare = factories.make_patient(world.clinic_a, "A-EMPTY")
     assert "No visits yet" in client.get(reverse("patient_detail", args=[slug, bare.id])).content.decode()
+    # Two patients without visits have the same fingerprint: each still gets their own page.
+    other = factories.make_patient(world.clinic_a, "A-EMPTY-2")
+    page = client.get(reverse("patient_detail", args=[slug, other.id])).content.decode()
+    assert str(other.id) in page.split("No visits yet")[1] and str(bare.id) not in page
     # patient_a has one visit without photos
     assert client.get(reverse("patient_detail", args=[slug, world.patient_a.id])).status_code == 200
     assert "No photos in this visit yet" in client.get(
