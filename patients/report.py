@@ -28,7 +28,7 @@ from reportlab.platypus import (
 )
 
 from patients import thumbs, timeline
-from patients.models import Visit
+from patients.models import View, Visit
 
 rl_config.useA85 = 0
 
@@ -115,23 +115,24 @@ class PhotoWithHeatmap(Flowable):
             c.drawRightString(self.width, 3, "quality flagged")
 
 
-def _trend_chart(data, upto: Visit, width, height, units):
-    """Density per view over every visit up to this one, with uncertainty bars and treatment starts."""
+def _trend_chart(data, upto: Visit, width, height, units, metric="density_per_cm2"):
+    """One metric per view over every visit up to this one, with uncertainty bars and treatment starts."""
     d = Drawing(width, height)
-    left, bottom, right, top = 34, 16, width - 92, height - 8
+    left, bottom, right, top = 30, 16, width - 70, height - 8
     visits = [v for v in data.visits if v.visit.date <= upto.date]
     series = {}
     for v in visits:
         for p in v.photos:
-            value = p.metrics.get("density_per_cm2")
+            value = p.metrics.get(metric)
             if value is None or p.photo.excluded_from_trend:
                 continue
-            err = timeline.uncertainty(p, "density_per_cm2") or 0
+            err = timeline.uncertainty(p, metric) or 0
             label = p.photo.get_view_display().replace(" close-up", "")
             series.setdefault(label, []).append((v.visit.date.toordinal(), timeline.to_display(
-                "density_per_cm2", value, units), timeline.to_display("density_per_cm2", err, units), v.is_baseline))
+                metric, value, units), timeline.to_display(metric, err, units), v.is_baseline))
     if not series:
-        d.add(String(width / 2, height / 2, "No analysed photos yet", fontSize=8, fillColor=MUTED, textAnchor="middle"))
+        d.add(String(width / 2, height / 2, "Needs calibrated photos" if metric != "scalp_visibility" else
+                     "No analysed photos yet", fontSize=8, fillColor=MUTED, textAnchor="middle"))
         return d
     xs = [pt[0] for pts in series.values() for pt in pts]
     ys = [y for pts in series.values() for _x, v, e, _b in pts for y in (v - e, v + e)]
@@ -151,7 +152,8 @@ def _trend_chart(data, upto: Visit, width, height, units):
     for i in range(5):
         yv = y0 + (y1 - y0) * i / 4
         d.add(Line(left, sy(yv), right, sy(yv), strokeColor=LINE, strokeWidth=0.4))
-        d.add(String(left - 3, sy(yv) - 2.5, f"{yv:.0f}", fontSize=6.5, fillColor=MUTED, textAnchor="end"))
+        d.add(String(left - 3, sy(yv) - 2.5, f"{yv:.0f}" if y1 - y0 > 8 else f"{yv:.1f}", fontSize=6.5,
+                     fillColor=MUTED, textAnchor="end"))
     for t in data.treatments:
         start = t.start.toordinal()
         if x0 <= start <= x1:
@@ -163,8 +165,10 @@ def _trend_chart(data, upto: Visit, width, height, units):
     d.add(String(right, 4, upto.date.strftime("%b %Y"), fontSize=6.5, fillColor=MUTED, textAnchor="end"))
     palette = [ACCENT, colors.HexColor("#c2703d"), colors.HexColor("#7a5cc9"), colors.HexColor("#3d9a5b"),
                colors.HexColor("#b0446e"), colors.HexColor("#5b6b7c")]
+    order = [label.replace(" close-up", "") for label in View.labels]
     for i, (label, pts) in enumerate(series.items()):
-        colour = palette[i % len(palette)]
+        # The same view has the same colour in every chart.
+        colour = palette[order.index(label) % len(palette)] if label in order else palette[i % len(palette)]
         if len(pts) > 1:
             d.add(PolyLine([c for x, v, _e, _b in pts for c in (sx(x), sy(v))], strokeColor=colour, strokeWidth=1.1))
         for x, v, e, is_base in pts:
@@ -173,9 +177,7 @@ def _trend_chart(data, upto: Visit, width, height, units):
             d.add(Circle(sx(x), sy(v), 2.4 if is_base else 1.7, fillColor=BASE if is_base else colour,
                          strokeColor=colors.white, strokeWidth=0.4))
         d.add(Rect(right + 8, top - 10 - i * 11, 7, 2.5, fillColor=colour, strokeColor=None))
-        d.add(String(right + 18, top - 11 - i * 11, label[:22], fontSize=6.5, fillColor=INK))
-    d.add(String(right + 8, bottom, f"density, {timeline.unit_label('density_per_cm2', units)}", fontSize=6.5,
-                 fillColor=MUTED))
+        d.add(String(right + 18, top - 11 - i * 11, label[:16], fontSize=6.5, fillColor=INK))
     return d
 
 
@@ -353,7 +355,14 @@ def visit_report_pdf(*, visit: Visit, clinic, paper: str = "a4", author: str = "
                            "uncertainty (green better, red worse); other changes are within measurement noise.",
                            styles["small"]))
 
-    story.append(KeepTogether([Paragraph("Trend", styles["h2"]), _trend_chart(data, visit, width, 46 * mm, units),
+    half = (width - 10) / 2
+    charts = Table([[Paragraph(f"Density ({timeline.unit_label('density_per_cm2', units)})", styles["small"]),
+                     Paragraph("Scalp visibility (%)", styles["small"])],
+                    [_trend_chart(data, visit, half, 44 * mm, units),
+                     _trend_chart(data, visit, half, 44 * mm, units, metric="scalp_visibility")]],
+                   colWidths=[half + 10, half], style=[("LEFTPADDING", (0, 0), (-1, -1), 0),
+                                                       ("RIGHTPADDING", (0, 0), (-1, -1), 0)])
+    story.append(KeepTogether([Paragraph("Trend", styles["h2"]), charts,
                                Paragraph("Dots: each visit (baseline in purple), bars: uncertainty; shaded: "
                                          "treatment periods, dashed line at each start.", styles["small"])]))
 
