@@ -39,16 +39,18 @@ class Command(BaseCommand):
         parser.add_argument("--clients", type=int, default=10)
         parser.add_argument("--requests", type=int, default=600, help="Measured requests in total.")
         parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes.")
+        parser.add_argument("--threads", type=int, default=1, help="threads per worker (gthread when > 1).")
         parser.add_argument("--reports", type=int, default=5)
 
-    def handle(self, *args, visits, clients, requests, workers, reports, **options):
+    def handle(self, *args, visits, clients, requests, workers, threads, reports, **options):
         user, patient = self._world(visits)
         cookie = self._session(user)
         engine = settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]
         self.stdout.write(f"patient with {visits} visits × 5 photos; database {engine}")
         port = _free_port()
         server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "clinic.wsgi", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+            [sys.executable, "-m", "gunicorn", "clinic.wsgi", "-w", str(workers), "--threads", str(threads),
+             "-b", f"127.0.0.1:{port}",
              "--log-level", "warning", "--error-logfile", "-", "--keep-alive", "30"],
             env={**os.environ}, start_new_session=True)
         try:
@@ -59,7 +61,8 @@ class Command(BaseCommand):
             cpu_before = _cpu_seconds(server.pid)
             times, wall = _load(port, path, cookie, clients=clients, total=requests)
             cpu = _cpu_seconds(server.pid) - cpu_before
-            self._print(f"timeline ({visits} visits, {clients} clients, {workers} gunicorn workers)", times, wall)
+            self._print(f"timeline ({visits} visits, {clients} clients, {workers} workers × {threads} threads)",
+                        times, wall)
             # Wall-clock numbers depend on what else runs on the machine; CPU per request does not.
             self.stdout.write(f"gunicorn CPU per request: {cpu / len(times) * 1000:.1f} ms (web processes only, "
                               f"database excluded); load average now {os.getloadavg()[0]:.1f} on "
