@@ -21,7 +21,7 @@ from .segmentation import classical_segment, load_segmenter
 log = logging.getLogger(__name__)
 BENCH_SEED0 = 0
 REPEAT_SEED0 = 20_000_000
-PAIR_SIZE = (800, 600)
+PAIR_SIZE = (1024, 768)  # a dermoscope field at 6-10 um/px: about 50-150 hairs
 LIGHT_ON_LIGHT = ({"blonde", "grey"}, {"very_light", "light"})
 DARK_ON_DARK = ({"black", "brown"}, {"brown", "very_dark"})
 
@@ -133,7 +133,7 @@ def overview_errors(n, seed0, seg):
 
 def pair(seed, change):
     """A baseline field and its follow-up with a known fraction of hairs removed or added."""
-    mm = float(np.random.default_rng(seed).uniform(0.005, 0.01))
+    mm = float(np.random.default_rng(seed).uniform(0.006, 0.01))
     base = phantoms.trichoscopy_phantom(seed, size_px=PAIR_SIZE, mm_per_px=mm)
     return base, phantoms.follow_up(base, seed + 7, change_fraction=change)
 

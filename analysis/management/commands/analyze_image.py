@@ -6,6 +6,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from analysis import engine
+from analysis.engine.segmentation import engine_threads
 
 
 class Command(BaseCommand):
@@ -20,6 +21,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print JSON (the only output format)")
 
     def handle(self, *args, **opts):
+        engine_threads()
         images = []
         for path in opts["images"]:
             try:
