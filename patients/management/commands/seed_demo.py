@@ -32,6 +32,8 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--slug", default="demo")
+        parser.add_argument("--no-wait", action="store_true",
+                            help="Do not wait for the in-process analysis (it continues in the background).")
 
     def handle(self, *args, slug, **options):
         with operator_context():
@@ -48,7 +50,8 @@ class Command(BaseCommand):
         with clinic_context(clinic.id):
             if not Patient.objects.filter(clinic=clinic, external_id="DEMO-0001").exists():
                 self._demo_patient(clinic, users[Role.PATIENT], users[Role.CLINICIAN])
-        self._wait_for_analysis()
+        if not options.get("no_wait"):
+            self._wait_for_analysis()
         self._print_logins(slug)
 
     def _user(self, email, first, last):
