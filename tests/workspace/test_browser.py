@@ -7,26 +7,10 @@ from pathlib import Path
 import pytest
 
 from tests import factories
+from tests.browser import LAPTOP, TABLET
 from tests.workspace import builders
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
-LAPTOP = {"width": 1366, "height": 768}
-TABLET = {"width": 1024, "height": 1366}
-
-
-@pytest.fixture
-def browser():
-    # Playwright's sync API runs an event loop in this thread; the test's own ORM calls need this.
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 def _shot(page, name, full_page=True):
@@ -40,7 +24,7 @@ def _shot(page, name, full_page=True):
         page.screenshot(path=f"{folder}/{name}.png", full_page=full_page)
 
 
-def test_a_clinician_reviews_compares_grades_notes_and_prints(world, live_server, browser, tmp_path):
+def test_a_clinician_reviews_compares_grades_notes_and_prints(world, live_server, chromium, tmp_path):
     clinician = world.users["clinician"]
     clinician.first_name, clinician.last_name = "Dana", "Derm"
     clinician.save(update_fields=["first_name", "last_name"])
@@ -48,7 +32,7 @@ def test_a_clinician_reviews_compares_grades_notes_and_prints(world, live_server
                                      sex_at_birth="male")
     visits = builders.build_history(patient, visits=4, with_files=True, not_comparable_last=True)
 
-    context = browser.new_context(viewport=LAPTOP, base_url=live_server.url, accept_downloads=True)
+    context = chromium.new_context(viewport=LAPTOP, base_url=live_server.url, accept_downloads=True)
     page = context.new_page()
     page.set_default_timeout(15_000)
     page.goto("/accounts/login/")
