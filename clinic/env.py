@@ -57,7 +57,10 @@ def parse_database_url(url: str) -> dict:
             path = path[1:]
         if not path:
             raise ImproperlyConfigured("DATABASE_URL sqlite:/// needs a file path")
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path}
+        # IMMEDIATE takes the write lock at BEGIN, so concurrent requests wait (up to `timeout`)
+        # instead of failing with "database is locked" when a read turns into a write.
+        return {"ENGINE": "django.db.backends.sqlite3", "NAME": path,
+                "OPTIONS": {"transaction_mode": "IMMEDIATE", "timeout": 20}}
     if parsed.scheme in {"postgres", "postgresql", "pgsql"}:
         name = parsed.path.lstrip("/")
         if not name:
