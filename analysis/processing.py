@@ -5,10 +5,12 @@ ids only and reaches the database through analysis.services with the clinic set 
 """
 
 import logging
+import threading
 import time
 import uuid
 
 from django.conf import settings
+from django.db import connection
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from analysis import selectors, services
@@ -37,7 +39,8 @@ def process_runs(*, clinic_id: str, run_ids: list[str], final_attempt: bool, wor
     pending = list(claimed)
     try:
         if claimed:
-            _analyse(pending, token, counts)
+            with LeaseKeeper(clinic_id, [r.id for r in claimed], token):
+                _analyse(pending, token, counts)
     except TimeLimitExceeded:
         _fail_all(pending, token, AnalysisRun.ErrorKind.TIMEOUT,
                   f"The analysis took longer than the {settings.ANALYSIS_TIME_LIMIT_S} s limit.", counts)
@@ -55,9 +58,40 @@ def process_runs(*, clinic_id: str, run_ids: list[str], final_attempt: bool, wor
     return counts
 
 
+class LeaseKeeper:
+    """Renews the lease on the claimed runs every third of ANALYSIS_LEASE_S while the message is
+    processed: a live worker keeps its runs, a killed one loses them within one lease. If renewal
+    ever lapses (database hiccup) another worker may take over; run_complete then refuses this
+    worker's result, so a photo still gets one result."""
+
+    def __init__(self, clinic_id, run_ids, token):
+        self.args = {"clinic_id": clinic_id, "run_ids": run_ids, "token": token,
+                     "lease_s": settings.ANALYSIS_LEASE_S}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self):
+        try:
+            while not self._stop.wait(settings.ANALYSIS_LEASE_S / 3):
+                try:
+                    services.runs_renew(**self.args)
+                except Exception:  # noqa: BLE001 - logged; the next beat tries again
+                    log.warning("could not renew the lease on runs %s", self.args["run_ids"], exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+
 def _claim_all(clinic_id, run_ids, token, worker):
     claimed, busy = [], []
-    lease_s = settings.ANALYSIS_TIME_LIMIT_S
+    lease_s = settings.ANALYSIS_LEASE_S
     for run_id in run_ids:
         try:
             run = services.run_claim(clinic_id=clinic_id, run_id=run_id, token=token, worker=worker, lease_s=lease_s)

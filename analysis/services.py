@@ -2,10 +2,11 @@
 
 Life of a run: queued → running → done | failed. A message carries ids only (clinic id and run
 ids) and is sent with ``transaction.on_commit``; a worker claims a run with one conditional
-UPDATE, so a redelivered or duplicated message finds it running (and waits for the lease) or
-finished (and does nothing). Results are written and the run marked done in one transaction
-that still checks the claim, and PhotoResult is one-to-one with its run: a run has at most one
-result whatever the broker does.
+UPDATE and holds it under a lease it renews while it works (ANALYSIS_LEASE_S), so a redelivered or
+duplicated message finds it running (and waits for the lease) or finished (and does nothing), and
+a killed worker's run is taken over once its lease runs out. Results are written and the run
+marked done in one transaction that still checks the claim, and PhotoResult is one-to-one with
+its run: a run has at most one result whatever the broker does.
 """
 
 import datetime
@@ -24,7 +25,6 @@ from clinic.tenancy import clinic_context, operator_context
 
 log = logging.getLogger(__name__)
 
-LEASE_GRACE_S = 2  # beyond the time limit, for the worker to record a timeout itself
 RESEND_AFTER = datetime.timedelta(minutes=15)
 
 
@@ -100,7 +100,7 @@ def run_claim(*, clinic_id, run_id, token: uuid.UUID, worker: str, lease_s: floa
 
         won = AnalysisRun.objects.filter(claimable, id=run_id).update(
             status=AnalysisRun.Status.RUNNING, claim_token=token, worker=worker, started_at=now,
-            lease_expires_at=now + datetime.timedelta(seconds=lease_s + LEASE_GRACE_S),
+            lease_expires_at=now + datetime.timedelta(seconds=lease_s),
             attempts=F("attempts") + 1, error_kind="", finished_at=None,
         )
         run = AnalysisRun.objects.filter(id=run_id).select_related("photo", "visit", "clinic").first()
@@ -109,6 +109,13 @@ def run_claim(*, clinic_id, run_id, token: uuid.UUID, worker: str, lease_s: floa
     if run is not None and run.status == AnalysisRun.Status.RUNNING:
         raise RunBusy(run.lease_expires_at)
     return None
+
+
+def runs_renew(*, clinic_id, run_ids: list, token, lease_s: float) -> int:
+    """Extend this worker's lease on the runs it still holds (its heartbeat); returns how many."""
+    with clinic_context(clinic_id):
+        return AnalysisRun.objects.filter(id__in=run_ids, status=AnalysisRun.Status.RUNNING, claim_token=token).update(
+            lease_expires_at=timezone.now() + datetime.timedelta(seconds=lease_s))
 
 
 def _held(run: AnalysisRun, token):

@@ -150,6 +150,8 @@ ANALYSIS_QUEUE = env_str("ANALYSIS_QUEUE", "analysis")
 if ANALYSIS_QUEUE not in {"analysis", "analysis-gpu"}:
     raise ImproperlyConfigured(f"ANALYSIS_QUEUE must be analysis or analysis-gpu, not {ANALYSIS_QUEUE!r}")
 ANALYSIS_TIME_LIMIT_S = env_int("ANALYSIS_TIME_LIMIT_S", 300)
+# A worker renews its claim every third of this; a killed worker's runs are taken over after it.
+ANALYSIS_LEASE_S = env_int("ANALYSIS_LEASE_S", 60)
 ANALYSIS_MAX_RETRIES = env_int("ANALYSIS_MAX_RETRIES", 5)
 ANALYSIS_MIN_BACKOFF_MS = env_int("ANALYSIS_MIN_BACKOFF_MS", 2000)
 ANALYSIS_MAX_BACKOFF_MS = env_int("ANALYSIS_MAX_BACKOFF_MS", 300_000)

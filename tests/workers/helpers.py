@@ -67,6 +67,7 @@ def worker_env(media_root, **extra) -> dict:
         "BROKER_URL": REDIS_TEST_URL,
         "MEDIA_ROOT": str(media_root),
         "ANALYSIS_TIME_LIMIT_S": str(TIME_LIMIT_S),
+        "ANALYSIS_LEASE_S": "3",
         "ANALYSIS_MIN_BACKOFF_MS": "200",
         "ANALYSIS_MAX_BACKOFF_MS": "2000",
         "ANALYSIS_MAX_RETRIES": "3",

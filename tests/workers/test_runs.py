@@ -233,3 +233,28 @@ def test_a_map_from_another_model_version_is_not_reused(visits, monkeypatch):
     monkeypatch.setattr(processing.pipeline_for_worker().segmenter, "inner", counting)
     process(run_of(photo_in(visits.visits[1], 2)))
     assert counting.images == [1, 1], "the follow-up, then the baseline segmented again"
+
+
+def test_a_working_worker_keeps_renewing_its_lease(transactional_db, settings, monkeypatch):
+    settings.ANALYSIS_LEASE_S = 0.6
+    clinic = factories.make_clinic("lease-clinic")
+    visit = factories.make_visit(factories.make_patient(clinic, "L-1"))
+    run = run_of(photo_in(visit, 1))
+    leases = []
+    analyse = processing._analyse
+
+    def slow_analyse(pending, token, counts):
+        with operator_context():
+            leases.append(AnalysisRun.objects.get(id=run.id).lease_expires_at)
+        # Longer than a lease: without renewal the run would be claimable by another worker now.
+        deadline = timezone.now() + datetime.timedelta(seconds=1.5)
+        while timezone.now() < deadline:
+            with operator_context():
+                current = AnalysisRun.objects.get(id=run.id).lease_expires_at
+            assert current > timezone.now(), "the lease lapsed while the worker was still working"
+        leases.append(current)
+        return analyse(pending, token, counts)
+
+    monkeypatch.setattr(processing, "_analyse", slow_analyse)
+    assert process(run)["done"] == 1
+    assert leases[1] > leases[0] + datetime.timedelta(seconds=0.5)
