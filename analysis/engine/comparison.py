@@ -21,6 +21,7 @@ FALLBACK_SIGMA_PCT = {"hair_count": 3.0, "density_per_cm2": 3.0, "mean_caliber_u
 MIN_OVERLAP = 0.3
 PRESENT_FRACTION = 0.5  # share of a hair's centre line that must be covered to call it present
 PRESENT_PROB = 0.15  # low: a faint hair the other photo half-segmented is still there
+CONFIDENT_PROB = 0.75
 MIN_JUDGED_MM = 0.08  # shorter pieces are fragments of a hair, not evidence of change
 MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
 Z = 2.0  # flag change beyond about 95% of the measurement noise
@@ -183,8 +184,9 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     pres_f = _presence(fpix, bmask_in_f, overlap_in_f)
     nb = sum(p is not None for p in pres_b)
     mm = base.prepared.mm_per_px_work or 0.008
-    long_b = base.graph.length_px * mm >= MIN_JUDGED_MM
-    long_f = foll.graph.length_px * mm >= MIN_JUDGED_MM
+    bpix = _chain_pixels(base.graph)
+    long_b = (base.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
+    long_f = (foll.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
     lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION and long_b[i]]
     gained = [i for i, p in enumerate(pres_f) if p is not None and p < PRESENT_FRACTION and long_f[i]]
     # Hairs whose presence is borderline are the matching's own noise: each adds a variance of
@@ -215,6 +217,15 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     gained_f = _paint(foll.graph, gained, (fh, fw)).astype(np.uint8)
     gained_mask = cv2.warpPerspective(gained_f, hm, (bw, bh), flags=cv2.INTER_NEAREST) > 0
     return changes, lost_mask, gained_mask
+
+
+def _confident(chain_pixels, prob) -> np.ndarray:
+    """Hairs the network saw clearly (mean coverage on the centre line >= CONFIDENT_PROB).
+    Faint detections in a noisy, dark or blurred photo are not evidence of change on their
+    own; they go into the matching uncertainty instead."""
+    return np.array(
+        [len(p) > 0 and float(prob[p[:, 1], p[:, 0]].mean()) >= CONFIDENT_PROB for p in chain_pixels], bool
+    ).reshape(-1)
 
 
 def _mean_caliber(g, presence, mm):

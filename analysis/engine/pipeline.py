@@ -97,26 +97,29 @@ def check_image(img: np.ndarray) -> None:
 
 
 def device_overlay_mask(img: np.ndarray) -> np.ndarray:
-    """Burned-in text (date, magnification) in the corners: thin strokes much brighter than
-    their surroundings and near-white or saturated yellow, as dermoscopes draw them."""
+    """Burned-in text (date, magnification) in a corner band: strokes thinner than hair, much
+    brighter than their surroundings, near-white or saturated yellow, several characters in a
+    row. Grey or white hair on dark skin is bright too, but wider than a text stroke and not
+    broken into characters, so it is left alone."""
     h, w = img.shape[:2]
     top = img.max(axis=2)
     b, g, r = (img[..., i].astype(np.int16) for i in range(3))
-    tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, np.ones((15, 15), np.uint8))
+    k = max(3, int(round(w / 400)) | 1)  # text strokes scale with the frame, hair with the optics
+    tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, np.ones((k, k), np.uint8))
     neutral = (np.abs(b - g) < 40) & (np.abs(g - r) < 40)
     yellow = (r > 170) & (g > 170) & (b < 120)
-    text = ((top > 215) & (tophat > 45) & (neutral | yellow)).astype(np.uint8)
-    corner = np.zeros((h, w), np.uint8)
-    ch, cw = max(1, h // 6), max(1, w // 3)
-    for ys in (slice(0, ch), slice(h - ch, h)):
-        for xs in (slice(0, cw), slice(w - cw, w)):
-            corner[ys, xs] = 1
-    text &= corner
-    if text.sum() < 20:
-        return np.zeros((h, w), bool)
-    # Group strokes into a text box, then cover it with a margin the network's context needs.
-    blob = cv2.dilate(text, np.ones((9, 25), np.uint8))
-    return cv2.dilate(blob, np.ones((15, 15), np.uint8)) > 0
+    strokes = ((top > 215) & (tophat > 40) & (neutral | yellow)).astype(np.uint8)
+    out = np.zeros((h, w), bool)
+    bh, bw = max(8, int(h * 0.12)), max(8, int(w * 0.45))
+    for ys in (slice(0, bh), slice(h - bh, h)):
+        for xs in (slice(0, bw), slice(w - bw, w)):
+            box = strokes[ys, xs]
+            if box.sum() < 20 or cv2.connectedComponents(box, connectivity=8)[0] - 1 < 4:
+                continue
+            # Group the characters into one text box, with margin for the network's context.
+            blob = cv2.dilate(box, np.ones((k * 3, k * 8), np.uint8))
+            out[ys, xs] |= cv2.dilate(blob, np.ones((k * 4, k * 4), np.uint8)) > 0
+    return out
 
 
 def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measures: dict | None = None) -> Prepared:
