@@ -20,8 +20,10 @@ class TenantMiddleware:
     def __call__(self, request):
         request.clinic = None
         request.membership = None
+        request.my_memberships = None
         with transaction.atomic():
-            reset_for_request(request.user.pk if request.user.is_authenticated else None)
+            request.tenant_user_id = request.user.pk if request.user.is_authenticated else None
+            reset_for_request(request.tenant_user_id)
             return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
@@ -39,8 +41,13 @@ class TenantMiddleware:
 
 def enter_clinic(request, user, slug: str) -> Membership:
     """Make `slug` the request's clinic if `user` is a member; otherwise 404."""
-    set_current_user(user.pk)  # before the lookup: RLS shows a user only their own memberships
-    membership = Membership.objects.select_related("clinic").filter(user=user, clinic__slug=slug).first()
+    if getattr(request, "tenant_user_id", None) != user.pk:
+        # The API authenticates after the middleware ran; RLS shows a user only their own memberships.
+        set_current_user(user.pk)
+        request.tenant_user_id = user.pk
+    # One query gives both the membership here and the clinic switcher's list.
+    request.my_memberships = memberships_of(user)
+    membership = next((m for m in request.my_memberships if m.clinic.slug == slug), None)
     if membership is None:
         raise Http404("Not found")
     set_current_clinic(membership.clinic_id)
@@ -49,7 +56,14 @@ def enter_clinic(request, user, slug: str) -> Membership:
     return membership
 
 
-def clinics_of(user) -> list[Clinic]:
+def memberships_of(user) -> list[Membership]:
     if not user.is_authenticated:
         return []
-    return [m.clinic for m in Membership.objects.select_related("clinic").filter(user=user).order_by("clinic__name")]
+    return list(Membership.objects.select_related("clinic").filter(user=user).order_by("clinic__name"))
+
+
+def clinics_of(request) -> list[Clinic]:
+    memberships = getattr(request, "my_memberships", None)
+    if memberships is None:
+        memberships = request.my_memberships = memberships_of(request.user)
+    return [m.clinic for m in memberships]

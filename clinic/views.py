@@ -12,7 +12,7 @@ from clinic.services import membership_add
 
 @login_required
 def home(request):
-    clinics = clinics_of(request.user)
+    clinics = clinics_of(request)
     if len(clinics) == 1:
         return redirect("dashboard", clinic_slug=clinics[0].slug)
     return render(request, "clinic/choose.html", {"clinics": clinics})
