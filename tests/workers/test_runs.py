@@ -235,8 +235,8 @@ def test_a_map_from_another_model_version_is_not_reused(visits, monkeypatch):
     assert counting.images == [1, 1], "the follow-up, then the baseline segmented again"
 
 
-def test_a_working_worker_keeps_renewing_its_lease(transactional_db, settings, monkeypatch):
-    settings.ANALYSIS_LEASE_S = 0.6
+def test_a_working_worker_keeps_renewing_its_lease(transactional_db, sent, settings, monkeypatch):
+    settings.ANALYSIS_LEASE_S = 0.6  # `sent`: no embedded worker races this test for the run
     clinic = factories.make_clinic("lease-clinic")
     visit = factories.make_visit(factories.make_patient(clinic, "L-1"))
     run = run_of(photo_in(visit, 1))
