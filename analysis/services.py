@@ -17,7 +17,7 @@ from collections import defaultdict
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from analysis.models import AnalysisRun, PhotoComparison, PhotoResult
@@ -96,8 +96,6 @@ def run_claim(*, clinic_id, run_id, token: uuid.UUID, worker: str, lease_s: floa
     with clinic_context(clinic_id):
         claimable = Q(status=AnalysisRun.Status.QUEUED) | Q(status=AnalysisRun.Status.RUNNING,
                                                             lease_expires_at__lt=now)
-        from django.db.models import F
-
         won = AnalysisRun.objects.filter(claimable, id=run_id).update(
             status=AnalysisRun.Status.RUNNING, claim_token=token, worker=worker, started_at=now,
             lease_expires_at=now + datetime.timedelta(seconds=lease_s),
