@@ -21,13 +21,17 @@ from clinic.tenancy import clinic_context
 log = logging.getLogger(__name__)
 
 
+_share_lock = threading.Lock()
+
+
 def pipeline_for_worker():
     device = settings.ANALYSIS_DEVICE or None
     pipeline = get_pipeline(device, settings.ANALYSIS_BATCH_SIZE)
     if settings.WORKER_THREADS > 1 and pipeline.device.startswith("cuda"):
         from analysis.batching import share_segmenter
 
-        share_segmenter(pipeline)
+        with _share_lock:  # the worker threads start together; wrap the network once
+            share_segmenter(pipeline)
     return pipeline
 
 
