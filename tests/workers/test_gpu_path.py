@@ -90,3 +90,33 @@ def test_on_cuda_the_network_gets_large_tile_batches():
     assert inner.tile_batches == 64
     cpu = FakeSegmenter(delay=0)
     assert len(BatchingSegmenter(cpu).predict([np.zeros((4, 4, 3), np.uint8)])) == 1
+
+
+def test_threads_sharing_the_network_get_the_same_results_as_one_thread_alone():
+    from analysis.batching import share_segmenter
+
+    images = [pipeline.decode(phantom_jpeg(seed)) for seed in (1, 2, 3)]
+    settings = [pipeline.Settings("trichoscopy", 0.006, "female")]
+    alone = pipeline.Pipeline("cpu")
+    expected = [alone.analyze([image], settings)[0].metrics for image in images]
+
+    shared = pipeline.Pipeline("cpu")
+    share_segmenter(shared)
+    share_segmenter(shared)  # idempotent: one batching layer
+    assert isinstance(shared.segmenter.inner, BatchingSegmenter)
+    assert not isinstance(shared.segmenter.inner.inner, BatchingSegmenter)
+    results, start = {}, threading.Barrier(3)
+
+    def work(i):
+        start.wait()
+        with shared.scope():
+            results[i] = shared.analyze([images[i]], settings)[0].metrics
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    drop = {"seconds"}
+    assert [{k: v for k, v in results[i].items() if k not in drop} for i in range(3)] == [
+        {k: v for k, v in e.items() if k not in drop} for e in expected]
