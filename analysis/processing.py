@@ -63,34 +63,56 @@ def process_runs(*, clinic_id: str, run_ids: list[str], final_attempt: bool, wor
 
 
 class LeaseKeeper:
-    """Renews the lease on the claimed runs every third of ANALYSIS_LEASE_S while the message is
-    processed: a live worker keeps its runs, a killed one loses them within one lease. If renewal
-    ever lapses (database hiccup) another worker may take over; run_complete then refuses this
-    worker's result, so a photo still gets one result."""
+    """Holds the lease on the runs claimed for one message while it is processed.
+
+    One heartbeat thread per process renews every held lease every third of ANALYSIS_LEASE_S, over
+    one database connection that it closes when nothing is held (a GPU worker handles hundreds of
+    messages a second: one connection per message would swamp PostgreSQL). A live worker keeps its
+    runs; a killed one loses them within one lease. If renewal ever lapses (database hiccup) another
+    worker may take over, and run_complete then refuses this worker's result: one result per run."""
+
+    _held: dict = {}  # token -> (clinic_id, run_ids)
+    _lock = threading.Lock()
+    _wake = threading.Event()
+    _thread = None
 
     def __init__(self, clinic_id, run_ids, token):
-        self.args = {"clinic_id": clinic_id, "run_ids": run_ids, "token": token,
-                     "lease_s": settings.ANALYSIS_LEASE_S}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="lease-keeper", daemon=True)
+        self.token, self.entry = token, (clinic_id, list(run_ids))
 
     def __enter__(self):
-        self._thread.start()
+        cls = type(self)
+        with cls._lock:
+            cls._held[self.token] = self.entry
+            if cls._thread is None or not cls._thread.is_alive():
+                cls._thread = threading.Thread(target=cls._beat, name="lease-keeper", daemon=True)
+                cls._thread.start()
+        cls._wake.set()
         return self
 
     def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
+        with self._lock:
+            self._held.pop(self.token, None)
 
-    def _run(self):
-        try:
-            while not self._stop.wait(settings.ANALYSIS_LEASE_S / 3):
+    @classmethod
+    def _beat(cls):
+        while True:
+            with cls._lock:
+                held = dict(cls._held)
+            if not held:
+                connection.close()  # nothing to renew: hold no connection while idle
+                cls._wake.wait()
+                cls._wake.clear()
+                continue
+            beat_at = time.monotonic()
+            while time.monotonic() < beat_at + settings.ANALYSIS_LEASE_S / 3:
+                time.sleep(0.05)  # short naps: a changed ANALYSIS_LEASE_S takes effect at once
+            for token, (clinic_id, run_ids) in held.items():
                 try:
-                    services.runs_renew(**self.args)
-                except Exception:  # noqa: BLE001 - logged; the next beat tries again
-                    log.warning("could not renew the lease on runs %s", self.args["run_ids"], exc_info=True)
-        finally:
-            connection.close()  # this thread's own connection
+                    services.runs_renew(clinic_id=clinic_id, run_ids=run_ids, token=token,
+                                        lease_s=settings.ANALYSIS_LEASE_S)
+                except Exception:  # noqa: BLE001 - logged; the next beat tries again on a new connection
+                    log.warning("could not renew the lease on runs %s", run_ids, exc_info=True)
+                    connection.close()
 
 
 def _claim_all(clinic_id, run_ids, token, worker):

@@ -258,3 +258,11 @@ def test_a_working_worker_keeps_renewing_its_lease(transactional_db, sent, setti
     monkeypatch.setattr(processing, "_analyse", slow_analyse)
     assert process(run)["done"] == 1
     assert leases[1] > leases[0] + datetime.timedelta(seconds=0.5)
+
+
+def test_one_heartbeat_thread_serves_every_message_of_a_process(visits):
+    process(run_of(photo_in(visits.visits[0], 1)))
+    first = processing.LeaseKeeper._thread
+    process(run_of(photo_in(visits.visits[1], 2)))
+    assert first is not None and first.is_alive() and processing.LeaseKeeper._thread is first
+    assert processing.LeaseKeeper._held == {}, "a finished message holds no lease"
