@@ -1,7 +1,5 @@
 """Reads of analysis runs and results, always within the caller's clinic."""
 
-from django.db.models import Prefetch
-
 from analysis.models import AnalysisRun, PhotoResult
 from patients.models import Photo, View, Visit
 
@@ -99,8 +97,3 @@ def stored_coverage(photo_ids, model_version: str) -> dict:
     for result in results:
         out.setdefault(result.photo_id, result.mask)
     return out
-
-
-def runs_for_audit(photo):
-    return (AnalysisRun.objects.filter(photo=photo).order_by("-queued_at")
-            .prefetch_related(Prefetch("comparisons")))
