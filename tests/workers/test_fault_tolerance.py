@@ -82,6 +82,18 @@ def test_a_corrupt_image_fails_at_once_with_its_reason_and_is_not_retried(patien
     assert result_counts(photo) == (1, 0), "the earlier result stays"
 
 
+def test_a_run_over_the_time_limit_fails_with_that_reason_and_is_not_retried(patient_world, redis_broker,
+                                                                            start_worker):
+    worker = start_worker(module="tests.workers.slow_worker", ANALYSIS_TEST_SLEEP_S=60,
+                          ANALYSIS_TIME_LIMIT_S=2).wait_ready()
+    photo = upload(patient_world.baseline, seed=7)
+    failed = wait_for(lambda: AnalysisRun.objects.filter(photo=photo, status="failed").first(),
+                      what="the time limit to end the run")
+    assert failed.error_kind == "timeout" and "longer than the 2 s limit" in failed.error_reason
+    assert failed.attempts == 1 and "Retrying" not in worker.log()
+    assert result_counts(photo) == (0, 0)
+
+
 def test_two_workers_on_one_queue_analyse_each_photo_once(patient_world, redis_broker, start_worker):
     first, second = start_worker(), start_worker()
     first.wait_ready(), second.wait_ready()
