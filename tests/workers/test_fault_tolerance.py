@@ -94,6 +94,26 @@ def test_a_run_over_the_time_limit_fails_with_that_reason_and_is_not_retried(pat
     assert result_counts(photo) == (0, 0)
 
 
+def test_a_transient_error_is_retried_with_backoff_until_it_passes(patient_world, redis_broker, start_worker):
+    worker = start_worker(module="tests.workers.flaky_worker", ANALYSIS_TEST_FAIL_TIMES=2).wait_ready()
+    photo = upload(patient_world.baseline, seed=8)
+    wait_for(lambda: all_done([photo]), what="the run to succeed on its third attempt")
+    (run,) = runs_of(photo)
+    assert run.attempts == 3 and run.error_reason == ""
+    assert worker.log().count("Retrying message") == 2
+    assert result_counts(photo) == (1, 0)
+
+
+def test_exhausted_retries_fail_the_run_with_the_error_for_the_retry_button(patient_world, redis_broker,
+                                                                           start_worker):
+    start_worker(module="tests.workers.flaky_worker", ANALYSIS_TEST_FAIL_TIMES=100, ANALYSIS_MAX_RETRIES=1).wait_ready()
+    photo = upload(patient_world.baseline, seed=9)
+    failed = wait_for(lambda: AnalysisRun.objects.filter(photo=photo, status="failed").first(),
+                      what="retries to run out")
+    assert failed.error_kind == "transient" and failed.attempts == 2
+    assert "storage unreachable" in failed.error_reason
+
+
 def test_two_workers_on_one_queue_analyse_each_photo_once(patient_world, redis_broker, start_worker):
     first, second = start_worker(), start_worker()
     first.wait_ready(), second.wait_ready()
