@@ -125,7 +125,7 @@ def overview_errors(n, seed0, seg):
             row["scale_pct"] = 100 * abs(v["calibration"]["mm_per_px"] - p.truth["mm_per_px"]) / p.truth["mm_per_px"]
         if view == "part_line":
             pw = v["part_width_mm"]
-            row["part_mm"] = abs(pw - p.truth["part_width_mm"]) if pw is not None else float("nan")
+            row["part_mm"] = abs(pw - p.truth["part_width_mm"]) if pw is not None else None
         rows.append(row)
         log.info("overview %d/%d %s", i + 1, n, row)
     return rows
@@ -271,7 +271,9 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s) -> str:
     row("1-hair follicular units, relative", [r["fu_1_pct"] for r in tri], "(none)", "%", 1e9)
     row("scalp visibility, trichoscopy", [r["visibility"] for r in tri], "≤ 0.02", "", 0.02)
     row("scalp visibility, overview", [r["visibility"] for r in ov], "≤ 0.02", "", 0.02)
-    row("part width", [r.get("part_mm") for r in ov if "part_mm" in r], "≤ 0.3 mm", " mm", 0.3)
+    parts = [r.get("part_mm") for r in ov if "part_mm" in r]
+    found = [x for x in parts if x is not None and np.isfinite(x)]
+    row(f"part width (found in {len(found)} of {len(parts)} part-line photos)", found, "≤ 0.3 mm", " mm", 0.3)
     row("card scale (mm/px), relative", [r.get("scale_pct") for r in ov if "scale_pct" in r], "(none)", "%", 1e9)
     ok_pairs = [p for p in pairs if p["measured_pct"] is not None]
     row(

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "1"  # bump whenever a metric algorithm changes
+METRICS_VERSION = "2"  # bump whenever a metric algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 FU_LINK_MM = 0.06  # free hair ends closer than this share a follicular opening
+MAX_PART_FRACTION = 0.25  # of the frame; wider bare bands are not a part line
 
 
 # ---------------------------------------------------------------- skeleton
@@ -428,7 +429,9 @@ def part_width_px(
     ang = max(angs, key=lambda a: _trough_sharpness(_profile(prob, valid, a, smooth_px)))
     prof = _profile(prob, valid, ang, smooth_px)
     width = _trough_width(prof, smooth_px)
-    return (width, float(ang % 180)) if width is not None else None
+    if width is None or width > MAX_PART_FRACTION * len(prof):
+        return None  # a bare area this wide is thinning or forehead, not a part: say so
+    return float(width), float(ang % 180)
 
 
 def _profile(prob, valid, ang, smooth_px):

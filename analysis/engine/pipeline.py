@@ -225,7 +225,7 @@ def measure(
         vals.update(_hair_values(graph, mm, (h, w), thresholds))
     if p.view == "part_line" and mm:
         pw = metrics.part_width_px(prob, p.valid, smooth_px=max(1.0, 0.3 / mm))
-        vals["part_width_mm"] = None if pw is None else round(pw[0] * mm, 2)
+        vals["part_width_mm"] = None if pw is None else round(float(pw[0]) * mm, 2)
     regions = regional_grid(prob, p.valid, graph, mm)
     vals["severity"] = grading.suggest(p.view, sex, np.array(regions["scalp_visibility"]), vals["part_width_mm"])
     vals["quality"] = p.quality.to_dict()

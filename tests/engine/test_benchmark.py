@@ -47,5 +47,5 @@ def test_report_marks_missed_targets_honestly():
     dices = {"all": {"unet": [0.9], "classical": [0.5]}}
     text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0)
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
-    assert "| part width | 0.2 mm | 0.2 mm | ≤ 0.3 mm | yes |" in text
+    assert "| part width (found in 1 of 1 part-line photos) | 0.2 mm | 0.2 mm | ≤ 0.3 mm | yes |" in text
     assert "| 5% loss detected (sensitivity) | 1.00 (1 pairs) | ≥ 0.95 | yes |" in text
