@@ -17,13 +17,25 @@ GPU_TILE_BATCH = 64
 
 
 class _Request:
-    __slots__ = ("images", "result", "error", "done")
+    __slots__ = ("images", "result", "error", "done", "batch")
 
     def __init__(self, images):
         self.images = images
         self.result = None
         self.error = None
         self.done = False
+        self.batch = 0  # images in the forward pass that carried this request
+
+
+_seen = threading.local()
+
+
+def forward_batch_sizes() -> list[int]:
+    """Sizes of the shared forward passes this thread's images went through since the last call
+    (recorded in the run's timings, so the benchmark can report the batch size actually used)."""
+    sizes = getattr(_seen, "sizes", [])
+    _seen.sizes = []
+    return sizes
 
 
 class BatchingSegmenter:
@@ -64,6 +76,7 @@ class BatchingSegmenter:
                     self._cv.notify_all()
         if request.error is not None:
             raise request.error
+        _seen.sizes = getattr(_seen, "sizes", []) + [request.batch]
         return request.result
 
     def _queued_images(self) -> int:
@@ -88,6 +101,7 @@ class BatchingSegmenter:
             at = 0
             for request in batch:
                 request.result = out[at:at + len(request.images)]
+                request.batch = len(flat)
                 at += len(request.images)
         except Exception as error:  # noqa: BLE001 - handed to every waiting thread
             for request in batch:

@@ -14,6 +14,7 @@ from django.db import connection
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from analysis import selectors, services
+from analysis.batching import forward_batch_sizes, share_segmenter
 from analysis.models import AnalysisRun
 from analysis.pipeline import BadImage, ComparisonOutcome, Settings, get_pipeline
 from clinic.tenancy import clinic_context
@@ -28,8 +29,6 @@ def pipeline_for_worker():
     device = settings.ANALYSIS_DEVICE or None
     pipeline = get_pipeline(device, settings.ANALYSIS_BATCH_SIZE)
     if settings.WORKER_THREADS > 1 and pipeline.device.startswith("cuda"):
-        from analysis.batching import share_segmenter
-
         with _share_lock:  # the worker threads start together; wrap the network once
             share_segmenter(pipeline)
     return pipeline
@@ -144,6 +143,7 @@ def _analyse(pending: list[AnalysisRun], token, counts) -> None:
 
 
 def _analyse_in_scope(pipeline, pending: list[AnalysisRun], token, counts) -> None:
+    forward_batch_sizes()  # forget passes of earlier messages on this thread
     started = time.monotonic()
     blobs = [_read(run.photo.file) for run in pending]
     loaded = time.monotonic()
@@ -163,6 +163,9 @@ def _analyse_in_scope(pipeline, pending: list[AnalysisRun], token, counts) -> No
     analysed = time.monotonic()
     per_image = {"load": (loaded - started) / len(blobs), "decode": (decoded - loaded) / len(blobs),
                  "analyse": (analysed - decoded) / len(good), "batch": len(good), "device": pipeline.device}
+    shared = forward_batch_sizes()
+    if shared:
+        per_image["forward_batch"] = max(shared)  # images in the shared GPU pass (other messages' too)
     for (run, image), outcome in zip(good, outcomes, strict=True):
         if isinstance(outcome, BadImage):
             services.run_fail(run=run, token=token, kind=AnalysisRun.ErrorKind.BAD_INPUT, reason=str(outcome))

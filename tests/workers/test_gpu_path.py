@@ -120,3 +120,24 @@ def test_threads_sharing_the_network_get_the_same_results_as_one_thread_alone():
     drop = {"seconds"}
     assert [{k: v for k, v in results[i].items() if k not in drop} for i in range(3)] == [
         {k: v for k, v in e.items() if k not in drop} for e in expected]
+
+
+def test_each_thread_learns_the_size_of_the_pass_that_carried_its_images():
+    from analysis.batching import forward_batch_sizes
+
+    shared = BatchingSegmenter(FakeSegmenter(), batch_size=8, max_wait_s=0.05)
+    seen, start = {}, threading.Barrier(3)
+
+    def work(i):
+        forward_batch_sizes()
+        start.wait()
+        shared.predict([np.full((4, 4, 3), i, np.uint8)])
+        seen[i] = forward_batch_sizes()
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sorted(len(v) for v in seen.values()) == [1, 1, 1]
+    assert sum(v[0] for v in seen.values()) >= 3 and max(v[0] for v in seen.values()) == max(shared.inner.batches)

@@ -142,6 +142,9 @@ class Command(BaseCommand):
                  ("load", "decode", "analyse", "compare")}
         device = next((r.timings.get("device") for r in runs if r.timings), "?")
         batch = max((r.timings.get("batch", 1) for r in runs if r.timings), default=1)
+        forward = [r.timings["forward_batch"] for r in runs if r.timings and "forward_batch" in r.timings]
+        shared = (f", shared forward passes of median {statistics.median(forward):.0f} / max {max(forward)} images"
+                  if forward else "")
         rate = len(runs) / (last - first)
         lines = [
             f"photos:              {len(runs)} ({len(failed)} failed)",
@@ -153,7 +156,7 @@ class Command(BaseCommand):
             f"per photo (median):  load {stage['load'] * 1000:.0f} ms, decode {stage['decode'] * 1000:.0f} ms, "
             f"analyse {stage['analyse'] * 1000:.0f} ms, compare {stage['compare'] * 1000:.0f} ms",
             f"workers:             {opts['workers']} × {opts['threads']} thread(s) on {device}, queue {queue}, "
-            f"largest batch {batch}, model {runs[0].model_version or '?'}",
+            f"largest message batch {batch}{shared}, model {runs[0].model_version or '?'}",
         ]
         self.stdout.write("\n".join(lines))
         if failed:
