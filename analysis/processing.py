@@ -28,7 +28,9 @@ _share_lock = threading.Lock()
 def pipeline_for_worker():
     device = settings.ANALYSIS_DEVICE or None
     pipeline = get_pipeline(device, settings.ANALYSIS_BATCH_SIZE)
-    if settings.WORKER_THREADS > 1 and pipeline.device.startswith("cuda"):
+    shared = settings.ANALYSIS_SHARED_BATCHING == "on" or (
+        settings.ANALYSIS_SHARED_BATCHING == "auto" and pipeline.device.startswith("cuda"))
+    if settings.WORKER_THREADS > 1 and shared:
         with _share_lock:  # the worker threads start together; wrap the network once
             share_segmenter(pipeline)
     return pipeline

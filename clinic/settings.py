@@ -156,6 +156,8 @@ ANALYSIS_MAX_RETRIES = env_int("ANALYSIS_MAX_RETRIES", 5)
 ANALYSIS_MIN_BACKOFF_MS = env_int("ANALYSIS_MIN_BACKOFF_MS", 2000)
 ANALYSIS_MAX_BACKOFF_MS = env_int("ANALYSIS_MAX_BACKOFF_MS", 300_000)
 ANALYSIS_BATCH_SIZE = env_int("ANALYSIS_BATCH_SIZE", 16)  # images per forward pass on a GPU worker
+# Threads of one worker process share forward passes: "auto" on CUDA; "on" forces it (tests on CPU).
+ANALYSIS_SHARED_BATCHING = env_str("ANALYSIS_SHARED_BATCHING", "auto")
 ANALYSIS_DEVICE = env_str("ANALYSIS_DEVICE", "")  # "", "cpu", "cuda", "cuda:1"; empty: CUDA when present
 WORKER_THREADS = env_int("WORKER_THREADS", 1)
 WORKER_PROCESSES = env_int("WORKER_PROCESSES", 1)

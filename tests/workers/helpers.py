@@ -73,7 +73,6 @@ def worker_env(media_root, **extra) -> dict:
         "ANALYSIS_MAX_RETRIES": "3",
         "BROKER_HEARTBEAT_TIMEOUT_MS": "1500",
         "BROKER_MAINTENANCE_CHANCE": "1000000",
-        "WORKER_THREADS": "1",
         "ANALYSIS_TORCH_THREADS": "1",
         "ANALYSIS_DEVICE": "cpu",
         "SECRET_KEY": settings.SECRET_KEY,
@@ -86,14 +85,14 @@ def worker_env(media_root, **extra) -> dict:
 class WorkerProcess:
     """``dramatiq <module> --processes 1 --threads 1`` in its own process group."""
 
-    def __init__(self, media_root, module="analysis.worker", queues=("analysis",), **env):
+    def __init__(self, media_root, module="analysis.worker", queues=("analysis",), threads=1, **env):
         self.lines: list[str] = []
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dramatiq", module, "--processes", "1", "--threads", "1",
+            [sys.executable, "-m", "dramatiq", module, "--processes", "1", "--threads", str(threads),
              "--queues", *queues, "--worker-shutdown-timeout", "1000"],
-            cwd=ROOT, env=worker_env(media_root, **env), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            text=True, start_new_session=True,
+            cwd=ROOT, env=worker_env(media_root, WORKER_THREADS=threads, **env), stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, text=True, start_new_session=True,
         )
         threading.Thread(target=self._read, daemon=True).start()
 

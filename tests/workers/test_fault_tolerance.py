@@ -144,3 +144,19 @@ def test_it_works_the_same_through_rabbitmq(patient_world, rabbitmq_broker, star
     photo = upload(patient_world.baseline, seed=20)
     wait_for(lambda: all_done([photo]), what="analysed through RabbitMQ")
     assert runs_of(photo)[0].attempts == 1 and result_counts(photo) == (1, 0)
+
+
+def test_a_gpu_style_worker_on_its_own_queue_shares_forward_passes_and_analyses_each_photo_once(
+        patient_world, redis_broker, start_worker, settings):
+    # The GPU worker's configuration, on CPU: own queue, several threads, one shared network.
+    settings.ANALYSIS_QUEUE = "analysis-gpu"
+    start_worker(queues=("analysis",)).wait_ready()  # a CPU worker beside it must not take these
+    start_worker(queues=("analysis-gpu",), threads=3, ANALYSIS_SHARED_BATCHING="on").wait_ready()
+    photos = [upload(patient_world.baseline, seed=30 + i, view=view)
+              for i, view in enumerate(["crown", "hairline", "part_line", "temple_left", "temple_right"])]
+
+    wait_for(lambda: all_done(photos), timeout=60, what="all photos analysed by the GPU-style worker")
+    runs = [run for p in photos for run in runs_of(p)]
+    assert [r.attempts for r in runs] == [1] * 5 and [result_counts(p)[0] for p in photos] == [1] * 5
+    assert len({r.worker.split(":")[1] for r in runs}) == 1, "all on the analysis-gpu worker"
+    assert all(r.timings.get("forward_batch", 0) >= 1 for r in runs), "each went through the shared network"
