@@ -74,6 +74,8 @@ def test_reanalyze_chosen_visits_in_one_message_per_visit(world, sent, django_ca
     assert "0 photo(s)" in run("reanalyze", "--visit", str(world.visit_a.id), "--clinic", "clinic-b", "--dry-run")
     with pytest.raises(CommandError):
         run("reanalyze")
+    with pytest.raises(CommandError, match="no clinic"):
+        run("reanalyze", "--visit", str(world.visit_a.id), "--clinic", "nowhere")
 
 
 def test_analysis_worker_execs_dramatiq_with_the_thread_budget(settings, monkeypatch):

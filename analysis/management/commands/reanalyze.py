@@ -40,7 +40,10 @@ class Command(BaseCommand):
         with operator_context():
             photos = Photo.objects.all()
             if clinic:
-                photos = photos.filter(clinic=Clinic.objects.filter(slug=clinic).first())
+                chosen = Clinic.objects.filter(slug=clinic).first()
+                if chosen is None:
+                    raise CommandError(f"no clinic with the slug {clinic!r}")
+                photos = photos.filter(clinic=chosen)
             if visit:
                 photos = photos.filter(visit_id__in=visit)
             latest_done = (AnalysisRun.objects.filter(photo=OuterRef("pk"), status=AnalysisRun.Status.DONE)
