@@ -105,3 +105,15 @@ def test_phantom_jpegs_are_realistic_enough_to_pass_the_quality_gate():
 
     outcome = get_pipeline("cpu").analyze([decode(phantom_jpeg(1))], [Settings("trichoscopy", 0.006, None)])[0]
     assert outcome.quality_ok, outcome.metrics["quality"]
+
+
+def test_reanalyze_everything_not_measured_by_the_model_workers_load_now(world, sent):
+    from analysis.processing import pipeline_for_worker
+
+    current = pipeline_for_worker().model_version
+    old, same, never = (factories.make_photo(world.visit_a, view=v, seed=i)
+                        for i, v in enumerate(["crown", "hairline", "part_line"]))
+    _done(old, "unet-b8-v0+metrics-0")
+    _done(same, current)
+    out = run("reanalyze", "--not-current-model", "--dry-run")
+    assert "1 photo(s) in 1 clinic(s)" in out, "only the photo measured by another model; never-analysed ones wait"
