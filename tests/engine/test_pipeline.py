@@ -90,3 +90,10 @@ def test_batch_matches_single_and_overview_has_severity(segmenter):
 def test_an_unknown_view_is_a_programming_error(tricho, segmenter):
     with pytest.raises(ValueError, match="view"):
         engine.analyze_image(tricho.image, view="nape", segmenter=segmenter)
+
+
+def test_trichoscopy_without_a_scale_counts_but_says_why_density_is_missing(tricho, segmenter):
+    d = engine.analyze_image(tricho.image, view="trichoscopy", segmenter=segmenter).to_dict()
+    assert d["hair_count"] > 0 and d["density_per_cm2"] is None and d["mean_caliber_um"] is None
+    assert not d["quality"]["ok"] and any("scale" in r for r in d["quality"]["reasons"])
+    assert d["calibration"] == {"mm_per_px": None, "tilt_deg": None, "source": "none"}
