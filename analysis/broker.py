@@ -148,8 +148,13 @@ def worker_name() -> str:
 
 
 def reset_embedded() -> None:
-    """Stop the in-process worker and drop queued messages (tests: nothing outlives a test)."""
+    """Stop the in-process worker and drop queued messages (tests: nothing outlives a test).
+
+    A fresh StubBroker rather than flush_all(): a worker stopped mid-run requeues the messages it
+    held, which leaves the old queues' unfinished-task counts too high for join() ever to return,
+    and the stopped worker's middleware would stay on the old broker.
+    """
     with _lock:
         stop_embedded_worker()
         if isinstance(_broker, StubBroker):
-            _broker.flush_all()
+            use_broker("embedded")
