@@ -35,8 +35,8 @@ class SegConfig:
     normalisation: str = "per-image channel mean, global std (exposure/cast invariant)"
     output: str = "sigmoid hair coverage 0..1"
     label_map: tuple = ("not hair", "hair")
-    training_data_version: str = "phantoms-v2"
-    version: str = "unet-b8-v2"
+    training_data_version: str = "phantoms-v3"
+    version: str = "unet-b8-v4"
 
 
 # ---------------------------------------------------------------- preprocessing (shared)

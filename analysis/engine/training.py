@@ -26,7 +26,7 @@ def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
     """One training image and coverage target; mostly trichoscopy, some overview scale."""
     rng = np.random.default_rng(seed)
     size = (320, 320)
-    if rng.random() < 0.7:
+    if rng.random() < 0.65:
         # Harder photo conditions than the benchmark's range, so the network generalises; low
         # contrast pairings (any hair on very dark skin, light hair on light skin) are
         # oversampled because they are where segmentation fails first.
