@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse
 from django.shortcuts import redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from clinic.access import care_team_required, require_care_team, require_role
@@ -38,7 +39,7 @@ def patient_create(request, clinic_slug):
 def visit_create(request, clinic_slug, patient_id):
     patient = selectors.get_patient(request, patient_id)
     require_care_team(request)
-    form = VisitForm(request.POST or None)
+    form = VisitForm(request.POST or None, initial={"date": timezone.localdate()})
     if request.method == "POST" and form.is_valid():
         visit = services.visit_create(patient=patient, visit_date=form.cleaned_data["date"],
                                       kind=form.cleaned_data["kind"], clinician=request.user)
