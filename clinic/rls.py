@@ -11,10 +11,12 @@ from django.db import connections
 from clinic.models import Membership, TenantOwned
 
 POLICY = "tenant_isolation"
-_SAME_CLINIC = "clinic_id::text = current_setting('app.clinic_id', true)"
+# The setting is cast once to the column's type (not the column to text for every row), so the
+# planner can use clinic_id indexes; an unset or empty setting is NULL and matches no row.
+_SAME_CLINIC = "clinic_id = NULLIF(current_setting('app.clinic_id', true), '')::uuid"
 _BYPASS = "current_setting('app.rls_bypass', true) = 'on'"
 # A user may list their own memberships before a clinic is chosen (the clinic switcher).
-_OWN_MEMBERSHIP = "user_id::text = current_setting('app.user_id', true)"
+_OWN_MEMBERSHIP = "user_id = NULLIF(current_setting('app.user_id', true), '')::bigint"
 
 
 def tenant_models():
