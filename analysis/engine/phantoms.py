@@ -586,15 +586,18 @@ def overview_phantom(
     m = max(fw, fh) * 0.45  # enough scalp around the field for rotation, tilt and a +15% scale
     scalp = make_overview_scalp(rng, view, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
     cond = conditions or random_conditions(rng, strength=strength, trichoscopy=False, with_card=with_card)
-    card_origin = None
-    if cond.with_card:
-        # The card sits in the lower-left part of the field, beside the area of interest.
-        card_origin = (-fw / 2 * 0.92, fh / 2 * 0.92 - card_mod.CARD_H_MM)
-        if card_mod.CARD_W_MM > fw * 0.55:
-            card_origin = None
+    card_origin = _card_origin_mm(fw, fh) if cond.with_card else None
     return image_phantom(
         scalp, size_px, mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0), card_origin_mm=card_origin
     )
+
+
+def _card_origin_mm(field_w_mm: float, field_h_mm: float):
+    """Where the card lies on the scalp: the lower-left part of the field, beside the area of
+    interest; None when the field is too small to hold it."""
+    if card_mod.CARD_W_MM > field_w_mm * 0.55:
+        return None
+    return (-field_w_mm / 2 * 0.92, field_h_mm / 2 * 0.92 - card_mod.CARD_H_MM)
 
 
 def follow_up(
@@ -625,7 +628,10 @@ def follow_up(
         shift_mm=tuple(float(v) for v in rng.uniform(-move, move, 2)),
         with_card=base.conditions.with_card,
     )
-    return image_phantom(new_scalp, size, base.mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0))
+    # The card stays where it lay on the scalp at the baseline, as a clinic would place it again.
+    card_origin = _card_origin_mm(fw, size[1] * base.mm_per_px) if cond.with_card else None
+    return image_phantom(new_scalp, size, base.mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0),
+                         card_origin_mm=card_origin)
 
 
 def _new_hairs(rng, base: Phantom, k: int) -> list[Hair]:

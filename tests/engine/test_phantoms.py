@@ -40,3 +40,14 @@ def test_overview_part_line_has_a_known_part_width():
     p = phantoms.overview_phantom(3, "part_line", size_px=(300, 240), part_width_mm=4.0)
     assert p.truth["part_width_mm"] == 4.0
     assert p.truth.get("hair_count") is None
+
+
+def test_a_follow_up_keeps_the_calibration_card_where_it_lay():
+    from analysis.engine import calibration
+
+    base = phantoms.overview_phantom(3, "crown", size_px=(1600, 1200), strength=0.2, with_card=True)
+    follow = phantoms.follow_up(base, seed=1, change_fraction=-0.05, strength=0.2)
+    assert calibration.calibrate(base.image).source == "card"
+    found = calibration.calibrate(follow.image)
+    assert found.source == "card"
+    assert abs(found.mm_per_px - base.mm_per_px) / base.mm_per_px < 0.15
