@@ -323,9 +323,9 @@ def run_change_map(request, clinic_slug, run_id, against):
 
 @login_required
 def photo_thumb(request, clinic_slug, photo_id):
-    """A small JPEG for timelines: made once from the stored photo, kept beside it, never public."""
+    """A small JPEG for timelines and the patient portal: made once from the stored photo, kept
+    beside it, never public. Visible to whoever may see the photo itself (its patient included)."""
     photo = selectors.get_photo(request, photo_id)
-    require_care_team(request)
     name = thumbs.thumbnail(photo, thumbs.TIMELINE_PX)
     response = FileResponse(default_storage.open(name, "rb"), content_type="image/jpeg")
     response["Cache-Control"] = "private, max-age=86400"

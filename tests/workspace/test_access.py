@@ -29,7 +29,7 @@ def urls(history):
     }
 
 
-@pytest.mark.parametrize("name", ["timeline", "visit", "compare", "report", "thumb", "heatmap", "change_map"])
+@pytest.mark.parametrize("name", ["timeline", "visit", "compare", "report", "heatmap", "change_map"])
 def test_it_serves_the_care_team_and_refuses_the_rest(history, urls, login, client, name):
     url = urls[name]
     for role, status in READ.items():
@@ -42,6 +42,17 @@ def test_it_serves_the_care_team_and_refuses_the_rest(history, urls, login, clie
     client.logout()
     response = client.get(url)
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_a_thumbnail_is_served_to_whoever_may_see_the_photo(history, urls, login, client):
+    url = urls["thumb"]
+    for role in READ:  # the care team and the patient who owns the photo (their portal shows it)
+        response = login(history.users[role]).get(url)
+        assert response.status_code == 200 and response["Content-Type"] == "image/jpeg", role
+    for other in (history.other_patient_user, history.b_clinician, history.outsider):
+        assert login(other).get(url).status_code == 404
+    client.logout()
+    assert client.get(url).status_code == 302
 
 
 def test_it_answers_404_for_clinic_b_objects_under_clinic_a(history, login):
