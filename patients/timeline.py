@@ -216,16 +216,13 @@ def photo_entry(timeline: Timeline, visit_id, series_key: str) -> PhotoEntry | N
 
 FINGERPRINT_SQL = """
 SELECT (SELECT id FROM {visit} WHERE clinic_id = %s AND patient_id = %s ORDER BY date DESC, created_at DESC LIMIT 1),
-       v.*, r.*, c.*, ph.*, n.*, g.*
+       v.*, r.*, ph.*, n.*, g.*
 FROM (SELECT count(*) AS visits, max(created_at), min(date), max(date) FROM {visit}
       WHERE clinic_id = %s AND patient_id = %s) v,
      (SELECT count(*), max(queued_at), max(started_at), max(finished_at),
              sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END),
              sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END)
       FROM {run} WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) r,
-     (SELECT count(*), max(created_at) FROM {comparison}
-      WHERE clinic_id = %s AND run_id IN (SELECT id FROM {run} WHERE visit_id IN (
-          SELECT id FROM {visit} WHERE patient_id = %s))) c,
      (SELECT count(*), sum(CASE WHEN excluded_from_trend THEN 1 ELSE 0 END),
              min(CASE WHEN excluded_from_trend THEN uploaded_at END),
              max(CASE WHEN excluded_from_trend THEN uploaded_at END)
@@ -241,10 +238,11 @@ def fingerprint(patient: Patient) -> tuple:
     """Everything the timeline shows changes one of these values: two small indexed queries.
 
     The rendered timeline is cached under this (see workspace.patient_timeline), so a new run, a run
-    changing state, a result or comparison, note, grade, treatment edit, exclusion, scale (which
-    always makes a new run) or baseline shows at once, across processes, without the writers (web,
-    workers) having to invalidate anything. One scan per table, in SQL that PostgreSQL and SQLite
-    both run. Returns (latest visit id, number of visits, key).
+    changing state (results and comparisons are saved only in the transaction that marks their run
+    done, analysis.services.run_complete, so the run scan covers them), note, grade, treatment edit,
+    exclusion, scale (which always makes a new run) or baseline shows at once, across processes,
+    without the writers (web, workers) having to invalidate anything. One scan per table, in SQL
+    that PostgreSQL and SQLite both run. Returns (latest visit id, number of visits, key).
     """
     sql = FINGERPRINT_SQL.format(visit=Visit._meta.db_table, run=AnalysisRun._meta.db_table,
                                  comparison=PhotoComparison._meta.db_table, photo=Photo._meta.db_table,
@@ -252,7 +250,7 @@ def fingerprint(patient: Patient) -> tuple:
     clinic = Patient._meta.pk.get_db_prep_value(patient.clinic_id, connection)
     pk = Patient._meta.pk.get_db_prep_value(patient.id, connection)
     with connection.cursor() as cursor:
-        cursor.execute(sql, [clinic, pk] * 7)
+        cursor.execute(sql, [clinic, pk] * 6)
         row = cursor.fetchone()
     treatments = tuple(Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient).order_by("id")
                        .values_list("id", "name", "dose", "start", "stop"))
