@@ -57,10 +57,10 @@ def clinic_context(clinic_id):
     """Run a block (an actor, a command) as one clinic, in its own transaction."""
     with transaction.atomic():
         set_current_clinic(clinic_id)
-        try:
-            yield
-        finally:
-            set_current_clinic(None)
+        yield
+        # Only on success: a failed block's savepoint rollback already undoes the setting, and a query
+        # on an aborted transaction would hide the original error.
+        set_current_clinic(None)
 
 
 @contextmanager
@@ -68,10 +68,8 @@ def operator_context():
     """For the platform operator's tools only (admin, seeding, sweeper): sees every clinic."""
     with transaction.atomic():
         set_rls_bypass(True)
-        try:
-            yield
-        finally:
-            set_rls_bypass(False)
+        yield
+        set_rls_bypass(False)  # only on success, as in clinic_context
 
 
 def get_object_for_clinic(queryset, clinic, **lookup):

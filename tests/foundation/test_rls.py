@@ -84,3 +84,17 @@ def test_the_setting_ends_with_its_transaction(world):
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('app.clinic_id', true)")
         assert cursor.fetchone()[0] in (None, "")
+
+
+def test_an_error_inside_a_clinic_context_is_not_hidden_and_the_setting_is_undone(world):
+    from django.db import IntegrityError
+
+    from clinic.tenancy import clinic_context
+    from patients import services
+
+    with pytest.raises(IntegrityError):  # not "current transaction is aborted" from the clean-up
+        with clinic_context(world.clinic_a.id):
+            services.patient_create(clinic=world.clinic_a, external_id="A-001", first_name="x", last_name="y")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('app.clinic_id', true)")
+        assert cursor.fetchone()[0] in (None, "")
