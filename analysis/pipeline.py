@@ -266,7 +266,9 @@ class Pipeline:
         comparison = engine.compare_images(
             baseline, followup, view=settings.view, mm_per_px=settings.mm_per_px,
             thresholds=engine.Thresholds(settings.vellus_um, settings.terminal_um), segmenter=self.segmenter)
-        return ComparisonOutcome(_json_safe(comparison.to_dict()), comparison.change_map_png())
+        # The homography (follow-up -> baseline, stored pixels) lets the compare view overlay the photos.
+        data = {**comparison.to_dict(), "homography": comparison.homography_original_px()}
+        return ComparisonOutcome(_json_safe(data), comparison.change_map_png())
 
 
 _pipelines: dict[str, Pipeline] = {}

@@ -47,6 +47,17 @@ class Comparison:
             "changes": self.changes,
         }
 
+    def homography_original_px(self) -> list[list[float]] | None:
+        """Follow-up pixel -> baseline pixel, both in the photos as stored (not the working
+        resolution), so a viewer can overlay the original images; None when not registered."""
+        reg = self.registration
+        if reg is None or not reg.ok or reg.homography is None or self.baseline is None or self.followup is None:
+            return None
+        to_work_f = np.diag([self.followup.prepared.scale, self.followup.prepared.scale, 1.0])
+        from_work_b = np.diag([1.0 / self.baseline.prepared.scale, 1.0 / self.baseline.prepared.scale, 1.0])
+        h = from_work_b @ reg.homography @ to_work_f
+        return [[round(float(v), 8) for v in row] for row in h / h[2, 2]]
+
     def change_map_png(self) -> bytes | None:
         return None if self.change_map_bgr is None else heatmaps.to_png(self.change_map_bgr)
 

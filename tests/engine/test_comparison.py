@@ -36,3 +36,19 @@ def test_uncertainty_comes_from_measured_repeatability():
 
     sigma = comparison.repeatability()
     assert set(sigma) == set(comparison.METRIC_KEYS) and all(v > 0 for v in sigma.values())
+
+
+def test_the_homography_maps_follow_up_pixels_onto_the_baseline_photo_as_stored():
+    import cv2
+
+    from analysis.engine import phantoms
+
+    base = phantoms.overview_phantom(5, "crown", size_px=(1600, 1200), strength=0.2)
+    # The same photo shifted by 40 px: a pure translation at the stored resolution, while the
+    # engine registers at a reduced working resolution.
+    shift = np.float32([[1, 0, 40], [0, 1, 0]])
+    moved = cv2.warpAffine(base.image, shift, (1600, 1200), borderMode=cv2.BORDER_REFLECT)
+    result = engine.compare_images(base.image, moved, view="crown", mm_per_px=0.15)
+    h = np.array(result.homography_original_px())
+    point = h @ np.array([840.0, 600.0, 1.0])
+    assert np.allclose(point[:2] / point[2], [800.0, 600.0], atol=4.0)

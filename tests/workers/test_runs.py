@@ -82,6 +82,9 @@ def test_a_processed_run_has_one_result_and_comparisons_with_baseline_and_previo
     assert comparisons["baseline"].other_photo_id == base.id
     assert comparisons["previous"].other_photo_id == middle.id
     assert "comparable" in comparisons["baseline"].data and "changes" in comparisons["previous"].data
+    # The compare view overlays the stored photos with the follow-up -> baseline homography (None
+    # here: these photos are of different scalps, so they do not register).
+    assert "homography" in comparisons["baseline"].data
 
 
 def test_a_duplicate_message_does_nothing(visits):
