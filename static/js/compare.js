@@ -13,20 +13,6 @@
   var zoomOut = document.getElementById("zoom-level");
   var H = JSON.parse(root.dataset.homography || "null");
   var state = { s: 1, x: 0, y: 0, fit: 1 };
-  // A photo request can fail transiently (the embedded SQLite demo refuses concurrent audit writes
-  // with "database is locked"): retry a few times before showing a broken image.
-  function retryImages(scope) {
-    scope.querySelectorAll("img").forEach(function (img) {
-      var tries = 0;
-      img.addEventListener("error", function () {
-        if (tries >= 4 || !img.getAttribute("src")) return;
-        tries += 1;
-        var url = img.getAttribute("src").replace(/[?&]retry=\d+$/, "");
-        setTimeout(function () { img.src = url + (url.indexOf("?") < 0 ? "?" : "&") + "retry=" + tries; }, 300 * tries);
-      });
-      if (img.complete && img.naturalWidth === 0 && img.getAttribute("src")) img.dispatchEvent(new Event("error"));
-    });
-  }
 
   var W0 = 0, H0 = 0;
 
@@ -132,7 +118,6 @@
     });
   });
 
-  retryImages(root);
   [before, after].forEach(function (img) { if (img && !ready(img)) img.addEventListener("load", layout); });
   window.addEventListener("resize", fit);
   layout();
