@@ -1,7 +1,15 @@
 """Reads of analysis runs and results, always within the caller's clinic."""
 
 from analysis.models import AnalysisRun, PhotoResult
+from clinic.tenancy import get_object_for_clinic
+from patients import selectors as patient_selectors
 from patients.models import Photo, View, Visit
+
+
+def get_run(request, run_id) -> AnalysisRun:
+    """The one accessor for runs: those of photos the reader may see, else 404."""
+    runs = AnalysisRun.objects.filter(photo__in=patient_selectors.visible_photos(request))
+    return get_object_for_clinic(runs.select_related("photo", "result"), request.clinic, id=run_id)
 
 
 def latest_runs(photos) -> dict:

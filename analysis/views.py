@@ -7,9 +7,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from analysis import selectors, services
-from analysis.models import AnalysisRun
 from clinic.access import require_care_team
-from clinic.tenancy import get_object_for_clinic
 from patients import selectors as patient_selectors
 
 
@@ -37,8 +35,7 @@ def photo_status(request, clinic_slug, photo_id):
 @require_POST
 def run_retry(request, clinic_slug, run_id):
     require_care_team(request)
-    runs = AnalysisRun.objects.filter(photo__in=patient_selectors.visible_photos(request)).select_related("photo")
-    run = get_object_for_clinic(runs, request.clinic, id=run_id)
+    run = selectors.get_run(request, run_id)
     try:
         new = services.run_retry(run=run)
     except ValueError as error:

@@ -8,7 +8,7 @@ from django.db.models import Count, Max, Q
 
 from clinic.models import Role
 from clinic.tenancy import get_object_for_clinic
-from patients.models import Patient, Photo, Visit
+from patients.models import ClinicalNote, Patient, Photo, Treatment, Visit
 
 
 def _is_patient(request) -> bool:
@@ -47,6 +47,18 @@ def get_visit(request, visit_id) -> Visit:
 def get_photo(request, photo_id) -> Photo:
     return get_object_for_clinic(visible_photos(request).select_related("visit__patient"), request.clinic,
                                  id=photo_id)
+
+
+def get_note(request, note_id) -> ClinicalNote:
+    visits = visible_visits(request).values("id")
+    return get_object_for_clinic(ClinicalNote.objects.filter(visit_id__in=visits).select_related("visit__patient"),
+                                 request.clinic, id=note_id)
+
+
+def get_treatment(request, treatment_id) -> Treatment:
+    patients = visible_patients(request).values("id")
+    return get_object_for_clinic(Treatment.objects.filter(patient_id__in=patients).select_related("patient"),
+                                 request.clinic, id=treatment_id)
 
 
 def patient_list(request, query: str = ""):

@@ -15,8 +15,6 @@ from django.db import connection
 from django.db.models import Count
 
 from analysis.models import AnalysisRun, PhotoComparison
-from clinic.tenancy import get_object_for_clinic
-from patients import selectors
 from patients.models import ClinicalNote, Patient, Photo, SeverityGrade, Treatment, View, Visit
 
 # The five trend metrics, in the order clinicians read them, with how to show each.
@@ -387,23 +385,3 @@ def headline_summary(lines: list[dict]) -> str:
 
 def _views(n: int) -> str:
     return f"{n} view" + ("" if n == 1 else "s")
-
-
-# Accessors --------------------------------------------------------------------------------------
-
-def get_run(request, run_id) -> AnalysisRun:
-    photos = selectors.visible_photos(request).values("id")
-    return get_object_for_clinic(AnalysisRun.objects.filter(photo_id__in=photos).select_related("result"),
-                                 request.clinic, id=run_id)
-
-
-def get_note(request, note_id) -> ClinicalNote:
-    visits = selectors.visible_visits(request).values("id")
-    return get_object_for_clinic(ClinicalNote.objects.filter(visit_id__in=visits).select_related("visit__patient"),
-                                 request.clinic, id=note_id)
-
-
-def get_treatment(request, treatment_id) -> Treatment:
-    patients = selectors.visible_patients(request).values("id")
-    return get_object_for_clinic(Treatment.objects.filter(patient_id__in=patients).select_related("patient"),
-                                 request.clinic, id=treatment_id)

@@ -17,6 +17,7 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
+from analysis import selectors as analysis_selectors
 from clinic.access import require_care_team, require_role
 from clinic.models import Role
 from patients import selectors, services, thumbs, timeline
@@ -226,7 +227,7 @@ def note_add(request, clinic_slug, visit_id):
 @login_required
 @require_POST
 def note_edit(request, clinic_slug, note_id):
-    note = timeline.get_note(request, note_id)
+    note = selectors.get_note(request, note_id)
     require_role(request, CLINICAL_ROLES)
     form = NoteForm(request.POST)
     if form.is_valid():
@@ -254,7 +255,7 @@ def treatment_add(request, clinic_slug, patient_id):
 @login_required
 @require_POST
 def treatment_edit(request, clinic_slug, treatment_id):
-    treatment = timeline.get_treatment(request, treatment_id)
+    treatment = selectors.get_treatment(request, treatment_id)
     require_role(request, CLINICAL_ROLES)
     form = TreatmentForm(request.POST)
     if form.is_valid():
@@ -307,7 +308,7 @@ def _png(file_field):
 
 @login_required
 def run_heatmap(request, clinic_slug, run_id):
-    run = timeline.get_run(request, run_id)
+    run = analysis_selectors.get_run(request, run_id)
     require_care_team(request)
     result = getattr(run, "result", None)
     return _png(result.heatmap if result else None)
@@ -315,7 +316,7 @@ def run_heatmap(request, clinic_slug, run_id):
 
 @login_required
 def run_change_map(request, clinic_slug, run_id, against):
-    run = timeline.get_run(request, run_id)
+    run = analysis_selectors.get_run(request, run_id)
     require_care_team(request)
     comparison = run.comparisons.filter(against=against).first()
     return _png(comparison.change_map if comparison else None)
