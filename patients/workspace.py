@@ -248,7 +248,7 @@ def treatment_add(request, clinic_slug, patient_id):
         services.treatment_create(patient=patient, by=request.user, **form.cleaned_data)
         messages.success(request, f"{form.cleaned_data['name']} recorded.")
     else:
-        messages.error(request, "Treatment not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, "Treatment not saved: " + _errors(form))
     return _back(request, reverse("patient_detail", args=[clinic_slug, patient.id]))
 
 
@@ -262,7 +262,7 @@ def treatment_edit(request, clinic_slug, treatment_id):
         services.treatment_update(treatment=treatment, **form.cleaned_data)
         messages.success(request, f"{treatment.name} updated.")
     else:
-        messages.error(request, "Treatment not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, "Treatment not saved: " + _errors(form))
     return _back(request, reverse("patient_detail", args=[clinic_slug, treatment.patient_id]))
 
 
@@ -273,10 +273,14 @@ def photo_correct(request, clinic_slug, photo_id):
     require_role(request, CLINICAL_ROLES)
     form = CorrectionForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Correction not saved: " + "; ".join(e for errs in form.errors.values() for e in errs))
+        messages.error(request, "Correction not saved: " + _errors(form))
     else:
         _apply_correction(request, photo, form.cleaned_data)
     return redirect(reverse("visit_detail", args=[clinic_slug, photo.visit_id]) + f"#photo-{photo.id}")
+
+
+def _errors(form) -> str:
+    return "; ".join(error for errors in form.errors.values() for error in errors)
 
 
 def _apply_correction(request, photo, data):
