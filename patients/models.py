@@ -41,6 +41,9 @@ class Patient(TenantOwned):
         "Visit", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Visit that changes are measured against; the first visit when empty.",
     )
+    # Raised by database triggers (migration 0002) in the transaction of every write that changes what
+    # the timeline shows, whoever writes (web, workers, admin, SQL): the timeline's cache key.
+    timeline_version = models.BigIntegerField(default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from django.db import connection
 from django.db.models import Count
 
 from analysis.models import AnalysisRun, PhotoComparison
@@ -212,48 +211,17 @@ def photo_entry(timeline: Timeline, visit_id, series_key: str) -> PhotoEntry | N
     return next((p for p in entry.photos if p.series_key == series_key), None)
 
 
-FINGERPRINT_SQL = """
-SELECT (SELECT id FROM {visit} WHERE clinic_id = %s AND patient_id = %s ORDER BY date DESC, created_at DESC LIMIT 1),
-       v.*, r.*, ph.*, n.*, g.*
-FROM (SELECT count(*) AS visits, max(created_at), min(date), max(date) FROM {visit}
-      WHERE clinic_id = %s AND patient_id = %s) v,
-     (SELECT count(*), max(queued_at), max(started_at), max(finished_at),
-             sum(CASE WHEN status = 'done' THEN 1 ELSE 0 END), sum(CASE WHEN status = 'failed' THEN 1 ELSE 0 END),
-             sum(CASE WHEN status = 'running' THEN 1 ELSE 0 END)
-      FROM {run} WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) r,
-     (SELECT count(*), sum(CASE WHEN excluded_from_trend THEN 1 ELSE 0 END),
-             min(CASE WHEN excluded_from_trend THEN uploaded_at END),
-             max(CASE WHEN excluded_from_trend THEN uploaded_at END)
-      FROM {photo} WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) ph,
-     (SELECT count(*), max(updated_at) FROM {note}
-      WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) n,
-     (SELECT count(*), max(graded_at) FROM {grade}
-      WHERE clinic_id = %s AND visit_id IN (SELECT id FROM {visit} WHERE patient_id = %s)) g
-"""
+def cache_key(patient: Patient, clinic, can_edit: bool) -> str:
+    """The key the rendered timeline is cached under (see workspace.patient_timeline).
 
-
-def fingerprint(patient: Patient) -> tuple:
-    """Everything the timeline shows changes one of these values: two small indexed queries.
-
-    The rendered timeline is cached under this (see workspace.patient_timeline), so a new run, a run
-    changing state (results and comparisons are saved only in the transaction that marks their run
-    done, analysis.services.run_complete, so the run scan covers them), note, grade, treatment edit,
-    exclusion, scale (which always makes a new run) or baseline shows at once, across processes,
-    without the writers (web, workers) having to invalidate anything. One scan per table, in SQL
-    that PostgreSQL and SQLite both run. Returns (latest visit id, number of visits, key).
+    Everything the body shows hangs off the patient, whose timeline_version the database raises in
+    the same transaction as any write to the patient, their visits, photos, runs, results,
+    comparisons, grades, notes or treatments (triggers, patients migration 0002), whoever writes:
+    web, workers or a data fix. So the key read with the patient row costs no query, and a change
+    shows at once in every process without anyone invalidating anything. The clinic's slug (links)
+    and units, and whether the reader may edit, change the page too.
     """
-    sql = FINGERPRINT_SQL.format(visit=Visit._meta.db_table, run=AnalysisRun._meta.db_table,
-                                 comparison=PhotoComparison._meta.db_table, photo=Photo._meta.db_table,
-                                 note=ClinicalNote._meta.db_table, grade=SeverityGrade._meta.db_table)
-    clinic = Patient._meta.pk.get_db_prep_value(patient.clinic_id, connection)
-    pk = Patient._meta.pk.get_db_prep_value(patient.id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [clinic, pk] * 6)
-        row = cursor.fetchone()
-    treatments = tuple(Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient).order_by("id")
-                       .values_list("id", "name", "dose", "start", "stop"))
-    latest = Visit._meta.pk.to_python(row[0]) if row[0] else None
-    return latest, row[1], (patient.baseline_visit_id, tuple(str(v) for v in row), treatments)
+    return f"timeline:{patient.id}:{patient.timeline_version}:{clinic.id}:{clinic.slug}:{clinic.units}:{int(can_edit)}"
 
 
 # Display --------------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 there, and the files those pages show. Views are thin: reads through patients.timeline and
 patients.selectors, writes through patients.services and analysis.services."""
 
-import hashlib
 import json
 
 from django.contrib import messages
@@ -39,31 +38,33 @@ def patient_timeline(request, clinic_slug, patient_id):
     require_care_team(request)
     services.audit_record(request=request, patient=patient, action=AuditEvent.Action.VIEW, obj=patient)
     can_edit = request.membership.role in CLINICAL_ROLES
-    latest_visit_id, visit_count, fingerprint = timeline.fingerprint(patient)
-    key = "timeline:" + hashlib.sha256(repr((patient.id, request.clinic.id, request.clinic.units, can_edit,
-                                             fingerprint)).encode()).hexdigest()
-    body = cache.get(key)
-    if body is None:
-        body = _timeline_body(request, patient, can_edit)
-        cache.set(key, body, TIMELINE_CACHE_SECONDS)
+    key = timeline.cache_key(patient, request.clinic, can_edit)
+    cached = cache.get(key)
+    if cached is None:
+        cached = _timeline_body(request, patient, can_edit)
+        cache.set(key, cached, TIMELINE_CACHE_SECONDS)
+    body, visit_count, latest_visit_id = cached
     return render(request, "patients/patient_detail.html", {
         "patient": patient, "visit_count": visit_count, "latest_visit_id": latest_visit_id,
         "body": mark_safe(body.replace(CSRF_PLACEHOLDER, get_token(request))),
     })
 
 
-def _timeline_body(request, patient, can_edit):
+def _timeline_body(request, patient, can_edit) -> tuple[str, int, str | None]:
     """The heavy part of the timeline, free of anything specific to the request (the CSRF token is
-    a placeholder), so that it can be cached for every clinician of the clinic."""
+    a placeholder), so that it can be cached for every clinician of the clinic; with the number of
+    visits and the latest visit, which the page's header needs."""
     data = timeline.load_timeline(patient)
     lines = timeline.headline(data)
-    return render_to_string("patients/workspace/_timeline_body.html", {
+    body = render_to_string("patients/workspace/_timeline_body.html", {
         "clinic": request.clinic, "patient": patient, "timeline": data, "latest": data.visits[-1] if data.visits
         else None, "visits_newest_first": data.visits[::-1], "headline": lines,
         "headline_summary": timeline.headline_summary(lines),
         "trend_json": timeline.trend_series(data, request.clinic.units), "treatment_form": TreatmentForm(),
         "can_edit": can_edit, "csrf_placeholder": CSRF_PLACEHOLDER,
     })
+    latest = str(data.visits[-1].visit.id) if data.visits else None
+    return body, len(data.visits), latest
 
 
 @login_required
