@@ -58,15 +58,18 @@ class Command(BaseCommand):
             path = f"/c/{SLUG}/patients/{patient.id}/"
             _check(port, path, cookie)
             _load(port, path, cookie, clients=clients, total=max(clients * 3, 30))  # warm-up
-            cpu_before = _cpu_seconds(server.pid)
+            cpu_before, db_before, me_before = _cpu_seconds(server.pid), _postgres_cpu_seconds(), _own_cpu_seconds()
             times, wall = _load(port, path, cookie, clients=clients, total=requests)
             cpu = _cpu_seconds(server.pid) - cpu_before
+            db_cpu, client_cpu = _postgres_cpu_seconds() - db_before, _own_cpu_seconds() - me_before
             self._print(f"timeline ({visits} visits, {clients} clients, {workers} workers × {threads} threads)",
                         times, wall)
             # Wall-clock numbers depend on what else runs on the machine; CPU per request does not.
             self.stdout.write(f"gunicorn CPU per request: {cpu / len(times) * 1000:.1f} ms (web processes only, "
                               f"database excluded); load average now {os.getloadavg()[0]:.1f} on "
                               f"{os.cpu_count()} cores")
+            self.stdout.write(f"PostgreSQL CPU per request: {db_cpu / len(times) * 1000:.1f} ms (every postgres "
+                              f"process on the machine); this client: {client_cpu / len(times) * 1000:.1f} ms")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=20)
@@ -140,6 +143,30 @@ def _cpu_seconds(master_pid: int) -> float:
         if int(fields[1]) == master_pid or int(entry) == master_pid:  # fields[1] is the parent pid
             total += int(fields[11]) + int(fields[12])  # utime, stime
     return total / ticks
+
+
+def _postgres_cpu_seconds() -> float:
+    """User + system CPU of every process named postgres, with that of its ended children (a backend
+    per connection ends with it): a local server's, and others' queries count too."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                name, fields = handle.read().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
+            continue
+        if name in {"postgres", "postmaster"}:
+            fields = fields.split()
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+    return total / ticks
+
+
+def _own_cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
 
 
 def _free_port() -> int:
