@@ -30,6 +30,7 @@ TIMELINE_CACHE_SECONDS = 600
 # Pages ------------------------------------------------------------------------------------------
 
 CSRF_PLACEHOLDER = "__csrf_token_placeholder__"
+BODY_PLACEHOLDER = "__timeline_body_placeholder__"
 
 
 @login_required
@@ -43,17 +44,22 @@ def patient_timeline(request, clinic_slug, patient_id):
     if cached is None:
         cached = _timeline_body(request, patient, can_edit)
         cache.set(key, cached, TIMELINE_CACHE_SECONDS)
-    body, visit_count, latest_visit_id = cached
-    return render(request, "patients/patient_detail.html", {
+    pieces, visit_count, latest_visit_id = cached
+    response = render(request, "patients/patient_detail.html", {
         "patient": patient, "visit_count": visit_count, "latest_visit_id": latest_visit_id,
-        "body": mark_safe(body.replace(CSRF_PLACEHOLDER, get_token(request))),
+        "body": mark_safe(BODY_PLACEHOLDER),
     })
+    # The body (~300 kB) is spliced in as UTF-8 bytes: through the template engine it was copied at
+    # every block level and encoded again on each view, a tenth of a cached view's CPU.
+    head, tail = response.content.split(BODY_PLACEHOLDER.encode(), 1)
+    response.content = b"".join([head, get_token(request).encode().join(pieces), tail])
+    return response
 
 
-def _timeline_body(request, patient, can_edit) -> tuple[str, int, str | None]:
-    """The heavy part of the timeline, free of anything specific to the request (the CSRF token is
-    a placeholder), so that it can be cached for every clinician of the clinic; with the number of
-    visits and the latest visit, which the page's header needs."""
+def _timeline_body(request, patient, can_edit) -> tuple[list[bytes], int, str | None]:
+    """The heavy part of the timeline, free of anything specific to the request, so that it can be
+    cached for every clinician of the clinic: UTF-8 pieces to be joined with the request's CSRF token,
+    with the number of visits and the latest visit, which the page's header needs."""
     data = timeline.load_timeline(patient)
     lines = timeline.headline(data)
     body = render_to_string("patients/workspace/_timeline_body.html", {
@@ -64,7 +70,7 @@ def _timeline_body(request, patient, can_edit) -> tuple[str, int, str | None]:
         "can_edit": can_edit, "csrf_placeholder": CSRF_PLACEHOLDER,
     })
     latest = str(data.visits[-1].visit.id) if data.visits else None
-    return body, len(data.visits), latest
+    return body.encode().split(CSRF_PLACEHOLDER.encode()), len(data.visits), latest
 
 
 @login_required
