@@ -1,6 +1,6 @@
 """The adapter between workers and the imaging engine: bytes in, JSON-safe results and PNGs out.
 
-The engine (analysis/engine, no Django) does the measuring: ``analyze_batch``, ``compare_images``,
+The engine (analysis/engine, no Django) does the measuring: ``analyze_batch``, ``compare_analyses``,
 ``decode_image``, ``load_segmenter``. This module decides the device, decodes (on the GPU when
 there is one), batches, and turns the engine's dataclasses into what is stored. When the network's
 weights are not shipped yet, ``ClassicalSegmenter`` (the engine's black-hat detector behind the
@@ -10,6 +10,10 @@ Device and batching: ``Pipeline(device)`` binds one segmenter (loaded once per p
 JPEGs are decoded on the GPU with nvJPEG (``torchvision.io.decode_jpeg(device="cuda")``) in one
 batched call, and the network runs in bf16 inside the engine's ``predict``. ``BatchingSegmenter``
 lets the worker threads of one GPU process share forward passes (see analysis/batching.py).
+
+Comparisons: within one message (``Pipeline.scope()``) the analyses just made are kept, and the
+earlier photo's analysis is rebuilt from its stored coverage map, so comparing runs no network and
+prepares, segments and measures nothing twice (``engine.comparison.compare_analyses``).
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import cv2
 import numpy as np
 
 from analysis import engine
-from analysis.engine import segmentation
+from analysis.engine import heatmaps, segmentation
 
 log = logging.getLogger(__name__)
 
@@ -141,11 +145,12 @@ class ClassicalSegmenter:
 
 
 class CachingSegmenter:
-    """Remembers coverage maps within one message (``scope()``), keyed by image content.
+    """The pipeline's segmenter layer: the seam where ``share_segmenter`` puts the batching, and
+    a cache of coverage maps by image content for callers that open a ``scope()`` (per thread).
 
-    ``compare_images`` segments the baseline *and* the follow-up again; the follow-up was just
-    segmented by ``analyze``, so inside a scope that second pass is a cache hit and a comparison
-    costs one segmentation instead of two. Scopes are per thread (one message per thread)."""
+    The worker's comparisons no longer need the cache (``Pipeline.scope()`` keeps the analyses
+    themselves), so ``Pipeline`` does not open one: hashing every network input would cost about
+    5 ms of CPU per photo for nothing."""
 
     def __init__(self, inner):
         self.inner = inner
@@ -201,25 +206,17 @@ class Pipeline:
         self.batch_size = batch_size
         self.segmenter = CachingSegmenter(_load_segmenter(device))
         self.device = self.segmenter.device
+        self._local = threading.local()
 
+    @contextmanager
     def scope(self):
-        """One message's worth of work: coverage maps are reused inside it."""
-        return self.segmenter.scope()
-
-    def reuse_coverage(self, image: np.ndarray, settings: Settings, coverage_png: bytes) -> bool:
-        """Let a comparison use the earlier photo's stored coverage map instead of segmenting it again.
-
-        The map is keyed by the network input the engine derives from the photo (its ``prepare()``,
-        deterministic and far cheaper than the network); should the engine ever derive it otherwise,
-        the key no longer matches and the photo is simply segmented again."""
-        coverage = decode_coverage(coverage_png)
-        if coverage is None:
-            return False
-        from analysis.engine.pipeline import prepare
-
-        prepared = prepare(image, settings.view, settings.mm_per_px)
-        network_input = getattr(prepared, "seg_input", None)
-        return self.segmenter.remember(prepared.work if network_input is None else network_input, coverage)
+        """One message's worth of work: the analyses made inside it are kept until it ends, so a
+        comparison reuses the follow-up's preparation, coverage map and hair graph. Per thread."""
+        self._local.analyses = []
+        try:
+            yield
+        finally:
+            self._local.analyses = None
 
     @property
     def model_version(self) -> str:
@@ -260,15 +257,58 @@ class Pipeline:
                     thresholds=engine.Thresholds(vellus, terminal), segmenter=self.segmenter)
                 for i, result in zip(chunk, results, strict=True):
                     out[i] = _outcome(result)
+                    self._keep(images[i], settings[i], result)
         return out
 
-    def compare(self, baseline: np.ndarray, followup: np.ndarray, settings: Settings) -> ComparisonOutcome:
-        comparison = engine.compare_images(
-            baseline, followup, view=settings.view, mm_per_px=settings.mm_per_px,
-            thresholds=engine.Thresholds(settings.vellus_um, settings.terminal_um), segmenter=self.segmenter)
+    def _keep(self, image, settings: Settings, result) -> None:
+        kept = getattr(self._local, "analyses", None)
+        if kept is None:
+            return
+        # Stored already (as PNGs); only what a comparison reads stays in memory.
+        result.heatmap_bgr = None
+        if result.prepared is not None:
+            result.prepared.seg_input = None
+        kept.append((image, settings, result))
+
+    def _kept(self, image, settings: Settings):
+        for kept_image, kept_settings, result in getattr(self._local, "analyses", None) or ():
+            if kept_image is image and _same_measuring(kept_settings, settings):
+                return result
+        return None
+
+    def compare(self, baseline: np.ndarray, followup: np.ndarray, settings: Settings,
+                baseline_coverage_png: bytes | None = None) -> ComparisonOutcome:
+        """Compare ``followup`` (normally analysed in this scope already) with an earlier photo,
+        whose stored coverage map (same model version) spares it the network."""
+        from analysis.engine.comparison import compare_analyses
+
+        later = self._kept(followup, settings) or self._analyse_for_comparison(followup, settings)
+        comparison = compare_analyses(self._earlier(baseline, settings, baseline_coverage_png), later)
         # The homography (follow-up -> baseline, stored pixels) lets the compare view overlay the photos.
         data = {**comparison.to_dict(), "homography": comparison.homography_original_px()}
         return ComparisonOutcome(_json_safe(data), comparison.change_map_png())
+
+    def _earlier(self, image: np.ndarray, settings: Settings, coverage_png: bytes | None):
+        coverage = decode_coverage(coverage_png) if coverage_png else None
+        if coverage is not None:
+            from analysis.engine.comparison import analysis_from_coverage
+
+            try:
+                return analysis_from_coverage(image, coverage, view=settings.view, mm_per_px=settings.mm_per_px,
+                                              thresholds=engine.Thresholds(settings.vellus_um, settings.terminal_um))
+            except ValueError:  # not at the working size the engine derives now: segment the photo again
+                log.warning("stored coverage map %s does not fit its photo; segmenting it again", coverage.shape)
+        return self._analyse_for_comparison(image, settings)
+
+    def _analyse_for_comparison(self, image: np.ndarray, settings: Settings):
+        return engine.analyze_batch([image], views=[settings.view], mm_per_px=[settings.mm_per_px],
+                                    thresholds=engine.Thresholds(settings.vellus_um, settings.terminal_um),
+                                    segmenter=self.segmenter, with_heatmap=False)[0]
+
+
+def _same_measuring(a: Settings, b: Settings) -> bool:
+    """Sex only changes the severity suggestion, which a comparison does not read."""
+    return (a.view, a.mm_per_px, a.vellus_um, a.terminal_um) == (b.view, b.mm_per_px, b.vellus_um, b.terminal_um)
 
 
 _pipelines: dict[str, Pipeline] = {}
@@ -321,7 +361,7 @@ def coverage_png(coverage: np.ndarray) -> bytes:
     """The hair-coverage map as an 8-bit grey PNG at the engine's working resolution: hair where
     the value is ≥ 128 (the engine's 0.5 threshold), and enough to measure again without the network."""
     grey = np.clip(np.rint(np.asarray(coverage, np.float32) * 255), 0, 255).astype(np.uint8)
-    ok, encoded = cv2.imencode(".png", grey, [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    ok, encoded = cv2.imencode(".png", grey, heatmaps.PNG_FAST)  # half the time of level 1 alone, and smaller
     return encoded.tobytes()
 
 

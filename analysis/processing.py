@@ -210,12 +210,13 @@ def _compare_one(pipeline, other, image, settings_, coverage_file) -> Comparison
     except BadImage as error:
         return ComparisonOutcome({"comparable": False, "reasons": [f"the earlier photo cannot be read: {error}"],
                                   "overlap_fraction": 0.0, "changes": {}}, None)
+    coverage = None
     if coverage_file:
         try:
-            pipeline.reuse_coverage(earlier, settings_, _read(coverage_file))
+            coverage = _read(coverage_file)
         except Exception:  # noqa: BLE001 - only an optimisation: without it the photo is segmented again
-            log.warning("stored coverage map of photo %s not reused; segmenting it again", other.id, exc_info=True)
-    return pipeline.compare(earlier, image, settings_)
+            log.warning("stored coverage map of photo %s not read; segmenting it again", other.id, exc_info=True)
+    return pipeline.compare(earlier, image, settings_, baseline_coverage_png=coverage)
 
 
 def _read(field) -> bytes:

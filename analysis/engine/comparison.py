@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from . import heatmaps, metrics
-from .pipeline import DEFAULT_THRESHOLDS, ImageAnalysis, Thresholds, analyze_batch
+from .pipeline import DEFAULT_THRESHOLDS, ImageAnalysis, Thresholds, analyze_batch, measure, prepare
+from .quality import assess_measures
 from .registration import Registration, overlap_mask, register
 from .segmentation import Segmenter
 
@@ -87,10 +88,37 @@ def compare_images(
         segmenter=segmenter,
         with_heatmap=False,
     )
-    # Re-check the follow-up's conditions against the baseline's (exposure, tilt, distance, focus).
-    from .quality import assess
+    return compare_analyses(base, foll)
 
-    fq = assess(followup_bgr, view, foll.prepared.calibration, base.prepared.quality.measures)
+
+def analysis_from_coverage(
+    image_bgr: np.ndarray,
+    coverage: np.ndarray,
+    *,
+    view: str,
+    mm_per_px: float | None = None,
+    thresholds: Thresholds = DEFAULT_THRESHOLDS,
+) -> ImageAnalysis:
+    """An earlier photo's analysis rebuilt from its stored coverage map, for comparing with it:
+    no network pass and no heatmap. The map must be at the photo's working resolution."""
+    prepared = prepare(image_bgr, view, mm_per_px)
+    if coverage.shape[:2] != prepared.work.shape[:2]:
+        raise ValueError(f"coverage map {coverage.shape[:2]} is not at the working size {prepared.work.shape[:2]}")
+    return measure(prepared, coverage, thresholds=thresholds, with_heatmap=False)
+
+
+def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
+    """Compare a follow-up with its baseline from their analyses (``analyze_batch`` results, or
+    ``analysis_from_coverage``): nothing is prepared, segmented or measured again, so a worker
+    that has just analysed the follow-up pays only for registration and the change itself.
+    Both must be of one view; trichoscopy analyses carry their hair graphs."""
+    view = base.view
+    if foll.view != view:
+        raise ValueError(f"cannot compare a {foll.view} photo with a {view} baseline")
+    # Re-check the follow-up's conditions against the baseline's (exposure, tilt, distance, focus).
+    fq = assess_measures(
+        foll.prepared.quality.measures, view, foll.prepared.calibration, base.prepared.quality.measures
+    )
     reasons = [f"baseline: {r}" for r in base.prepared.quality.reasons] + [f"follow-up: {r}" for r in fq.reasons]
     serious = {"focus", "resolution", "no_scale", "match_exposure", "match_tilt", "match_distance", "match_focus"}
     comparable = not (set(base.prepared.quality.codes + fq.codes) & serious)

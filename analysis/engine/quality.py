@@ -59,19 +59,52 @@ def measure(image_bgr: np.ndarray) -> dict:
     s = min(1.0, 1000.0 / max(h, w))
     small = cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image_bgr
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    hist = np.bincount(grey.ravel(), minlength=256)
     return {
         "sharpness": sharpness(grey),
-        "median_luma": float(np.median(grey)),
-        "dark_clipped": float((grey <= 3).mean()),
-        "bright_clipped": float((grey >= 250).mean()),  # white-out, not one saturated channel
+        "median_luma": median_from_histogram(hist),
+        "dark_clipped": float(hist[:4].sum() / grey.size),
+        "bright_clipped": float(hist[250:].sum() / grey.size),  # white-out, not one saturated channel
         "min_side": int(min(h, w)),
-        "mean_bgr": [float(v) for v in small.reshape(-1, 3).mean(0)],
+        # The exact integer sums divided as numpy's mean does, without its slow strided reduction.
+        "mean_bgr": [float(v) / (small.shape[0] * small.shape[1]) for v in cv2.sumElems(small)[:3]],
     }
+
+
+def median_from_histogram(hist: np.ndarray) -> float:
+    """np.median of integer values given their histogram (counts per value), to the bit: the
+    middle value, or the mean of the two middle ones. A 256-bin histogram of a uint8 image takes
+    about 1 ms where np.median's partition takes 2-40 ms."""
+    n = int(hist.sum())
+    if n == 0:
+        return float("nan")
+    cum = np.cumsum(hist)
+    lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))
+    hi = int(np.searchsorted(cum, n // 2, side="right"))
+    return (lo + hi) / 2.0
+
+
+def channel_medians(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """np.median(image_bgr[mask], axis=0) for a uint8 image, from per-channel histograms (about
+    3 ms for 1280x1024 instead of about 40)."""
+    m = mask.astype(np.uint8)
+    return np.array(
+        [
+            median_from_histogram(cv2.calcHist([image_bgr], [c], m, [256], [0, 256]).ravel().astype(np.int64))
+            for c in range(image_bgr.shape[2])
+        ]
+    )
 
 
 def assess(image_bgr: np.ndarray, view: str, calibration: Calibration, baseline: dict | None = None) -> QualityReport:
     """Check one photo; `baseline` is the measures dict of the first photo of the same view."""
-    m = measure(image_bgr)
+    return assess_measures(measure(image_bgr), view, calibration, baseline)
+
+
+def assess_measures(measures: dict, view: str, calibration: Calibration, baseline: dict | None = None) -> QualityReport:
+    """The checks of `assess` on measures taken earlier (a report's `measures`): a follow-up
+    already analysed is checked against its baseline without measuring the photo again."""
+    m = dict(measures)
     m["tilt_deg"] = calibration.tilt_deg
     m["mm_per_px"] = calibration.mm_per_px
     rep = QualityReport(True, measures=m)

@@ -52,3 +52,20 @@ def test_the_homography_maps_follow_up_pixels_onto_the_baseline_photo_as_stored(
     h = np.array(result.homography_original_px())
     point = h @ np.array([840.0, 600.0, 1.0])
     assert np.allclose(point[:2] / point[2], [800.0, 600.0], atol=4.0)
+
+
+def test_comparing_two_analyses_gives_what_comparing_the_photos_gives(pair, segmenter):
+    from analysis.engine.comparison import analysis_from_coverage, compare_analyses
+
+    base, fol = pair
+    whole = engine.compare_images(base.image, fol.image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    b, f = engine.analyze_batch(
+        [base.image, fol.image], views=["trichoscopy"] * 2, mm_per_px=[0.008] * 2, segmenter=segmenter
+    )
+    assert compare_analyses(b, f).to_dict() == whole.to_dict()
+    # The earlier photo rebuilt from its coverage map, as a worker does from the stored one.
+    again = analysis_from_coverage(base.image, b.prob, view="trichoscopy", mm_per_px=0.008)
+    assert again.graph is not None and again.heatmap_bgr is None
+    assert compare_analyses(again, f).to_dict() == whole.to_dict()
+    with pytest.raises(ValueError, match="working size"):
+        analysis_from_coverage(base.image, b.prob[:-1], view="trichoscopy", mm_per_px=0.008)

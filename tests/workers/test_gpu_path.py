@@ -141,3 +141,32 @@ def test_each_thread_learns_the_size_of_the_pass_that_carried_its_images():
         t.join(10)
     assert sorted(len(v) for v in seen.values()) == [1, 1, 1]
     assert sum(v[0] for v in seen.values()) >= 3 and max(v[0] for v in seen.values()) == max(shared.inner.batches)
+
+
+def test_a_comparison_in_a_message_runs_no_network_and_matches_one_made_from_scratch():
+    images = [pipeline.decode(phantom_jpeg(seed)) for seed in (4, 5)]
+    settings = pipeline.Settings("trichoscopy", 0.006, None)
+    scratch = pipeline.Pipeline("cpu").compare(images[0], images[1], settings)  # segments both
+
+    worker = pipeline.Pipeline("cpu")
+    earlier = worker.analyze([images[0]], [settings])[0]  # an earlier message: its map is stored
+    calls = []
+    inner = worker.segmenter.inner
+
+    class Counting:
+        device, model_version = inner.device, inner.model_version
+
+        def predict(self, batch, **kwargs):
+            calls.append(len(batch))
+            return inner.predict(batch, **kwargs)
+
+    worker.segmenter.inner = Counting()
+    with worker.scope():
+        worker.analyze([images[1]], [settings])
+        kept = worker.compare(images[0], images[1], settings, baseline_coverage_png=earlier.mask_png)
+    assert calls == [1], "only the follow-up's own analysis ran the network"
+    with worker.scope():  # no stored map: the earlier photo is segmented once
+        worker.analyze([images[1]], [settings])
+        worker.compare(images[0], images[1], settings)
+    assert calls == [1, 1, 1]
+    assert set(kept.data) == set(scratch.data) and kept.data["reasons"] == scratch.data["reasons"]
