@@ -275,7 +275,8 @@ def uncertainty(entry: PhotoEntry, metric: str) -> float | None:
 
 
 def trend_series(timeline: Timeline, units: str = "metric") -> dict:
-    """JSON for the trend charts: one series per view (and trichoscopy site) per metric."""
+    """JSON for the trend charts: one series per view (and trichoscopy site) per metric. A point is
+    {date, v: value, e: ± uncertainty if known, x: true if excluded, b: true at the baseline}."""
     series: dict[str, dict] = {}
     for visit in timeline.visits:
         for entry in visit.photos:
@@ -287,12 +288,15 @@ def trend_series(timeline: Timeline, units: str = "metric") -> dict:
                 if value is None:
                     continue
                 err = uncertainty(entry, metric)
-                s["points"][metric].append({
-                    "date": visit.visit.date.isoformat(), "visit": str(visit.visit.id),
-                    "v": round(to_display(metric, value, units), 3),
-                    "e": round(to_display(metric, err, units), 3) if err is not None else None,
-                    "x": entry.photo.excluded_from_trend, "b": visit.is_baseline,
-                })
+                # ~1250 points for 50 visits: only what the charts read, and flags only when set.
+                point = {"date": visit.visit.date.isoformat(), "v": round(to_display(metric, value, units), 3)}
+                if err is not None:
+                    point["e"] = round(to_display(metric, err, units), 3)
+                if entry.photo.excluded_from_trend:
+                    point["x"] = True
+                if visit.is_baseline:
+                    point["b"] = True
+                s["points"][metric].append(point)
     return {
         "metrics": [{"key": k, "label": label, "unit": unit_label(k, units), "decimals": d,
                      "better": "up" if up else "down"} for k, label, _u, d, up in TREND_METRICS],

@@ -198,8 +198,8 @@ def test_photos_excluded_from_the_trend_are_marked_in_the_chart_data(history, cl
         Photo.objects.filter(visit=history.visits[1], view="crown").update(excluded_from_trend=True)
     response = clinician.get(reverse("patient_detail", args=[history.clinic_a.slug, history.patient_a.id]))
     series = response.context["trend_json"]["series"]["crown"]["points"]["density_per_cm2"]
-    assert [p["x"] for p in series] == [False, True, False, False]
-    assert all(p["e"] for p in series[1:])
+    assert [p.get("x", False) for p in series] == [False, True, False, False]
+    assert all(p["e"] for p in series[1:]) and series[0].get("b") and not any(p.get("b") for p in series[1:])
 
 
 def test_every_visit_page_renders_including_notes_and_grades_without_an_author(history, clinician):
