@@ -195,16 +195,16 @@ def _presence(chain_pixels: list[np.ndarray], other_mask: np.ndarray, region: np
 
 
 def _chain_pixels(g: metrics.HairGraph) -> list[np.ndarray]:
+    """Centre-line pixels (x, y) of each hair, in row-major order."""
     ys, xs = np.nonzero(g.labels)
-    lab = g.labels[ys, xs]
-    by_chain: dict[int, list] = {}
+    chain_of = np.full(int(g.labels.max()) + 1, -1, np.int64)
     for b, i in g.chain_of_branch.items():
-        by_chain.setdefault(i, []).append(b)
-    out = []
-    for i in range(len(g.chains)):
-        sel = np.isin(lab, by_chain.get(i, []))
-        out.append(np.stack([xs[sel], ys[sel]], 1))
-    return out
+        chain_of[b] = i
+    chain = chain_of[g.labels[ys, xs]]
+    order = np.argsort(chain, kind="stable")  # keeps the row-major order within each hair
+    splits = np.searchsorted(chain[order], np.arange(len(g.chains) + 1))
+    xy = np.stack([xs[order], ys[order]], 1)
+    return [xy[splits[i] : splits[i + 1]] for i in range(len(g.chains))]
 
 
 def _hair_changes(base, foll, hm, overlap, fprob, sigma):
@@ -218,12 +218,12 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     bprob_in_f = cv2.warpPerspective(base.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR)
     bmask_in_f = cv2.dilate((bprob_in_f > PRESENT_PROB).astype(np.uint8), k) > 0
     overlap_in_f = cv2.warpPerspective(overlap.astype(np.uint8), inv, (fw, fh), flags=cv2.INTER_NEAREST) > 0
-    pres_b = _presence(_chain_pixels(base.graph), fmask, overlap)
+    bpix = _chain_pixels(base.graph)
+    pres_b = _presence(bpix, fmask, overlap)
     fpix = _chain_pixels(foll.graph)
     pres_f = _presence(fpix, bmask_in_f, overlap_in_f)
     nb = sum(p is not None for p in pres_b)
     mm = base.prepared.mm_per_px_work or 0.008
-    bpix = _chain_pixels(base.graph)
     long_b = (base.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
     long_f = (foll.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
     lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION and long_b[i]]

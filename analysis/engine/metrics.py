@@ -25,15 +25,16 @@ MAX_PART_FRACTION = 0.25  # of the frame; wider bare bands are not a part line
 # ---------------------------------------------------------------- skeleton
 
 
+_NEIGHBOUR_BITS = np.zeros((3, 3), np.float32)
+for _bit, (_dy, _dx) in enumerate([(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]):
+    _NEIGHBOUR_BITS[1 + _dy, 1 + _dx] = 1 << _bit
+
+
 def _neighbour_code(img):
-    """8-neighbour bit code per pixel, bits p2..p9 clockwise from north (img holds 0/1)."""
-    p = np.pad(img.astype(np.uint8), 1)
-    h, w = img.shape
-    offs = [(-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1)]
-    code = np.zeros((h, w), np.uint8)
-    for bit, (dy, dx) in enumerate(offs):
-        code |= p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w] << bit
-    return code
+    """8-neighbour bit code per pixel, bits p2..p9 clockwise from north (img holds 0/1): one 3x3
+    correlation, exact (sums of at most 255), outside the image counts as 0."""
+    code = cv2.filter2D(img.astype(np.uint8), cv2.CV_16S, _NEIGHBOUR_BITS, borderType=cv2.BORDER_CONSTANT)
+    return code.astype(np.uint8)
 
 
 def _zs_luts():
@@ -162,6 +163,46 @@ def order_branch(coords: np.ndarray) -> np.ndarray:
     return coords[order]
 
 
+def _order_branches(labels: np.ndarray, coords_of: list[np.ndarray]) -> list[np.ndarray]:
+    """order_branch() for every branch at once, to the same pixel order: the neighbour lists come
+    from the label image in a few array operations instead of a dictionary per branch, which left
+    only the walk itself in Python (about 4x faster on a field of 200 branches)."""
+    sizes = np.array([len(c) for c in coords_of])
+    if not sizes.sum():
+        return list(coords_of)
+    xy = np.concatenate(coords_of)
+    own = np.repeat(np.arange(len(coords_of)), sizes)
+    start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    local = np.arange(len(xy)) - np.repeat(start, sizes)
+    lab = np.pad(labels, 1)
+    index = np.full(lab.shape, -1, np.int64)
+    index[xy[:, 1] + 1, xy[:, 0] + 1] = local
+    table = np.full((len(xy), len(_OFFS)), -1, np.int64)
+    for k, (dx, dy) in enumerate(_OFFS):
+        ny, nx = xy[:, 1] + 1 + dy, xy[:, 0] + 1 + dx
+        same = lab[ny, nx] == own
+        table[same, k] = index[ny[same], nx[same]]
+    counts = (table >= 0).sum(1)
+    out = []
+    for b, coords in enumerate(coords_of):
+        n = len(coords)
+        if n <= 2:
+            out.append(coords)
+            continue
+        rows = table[start[b] : start[b] + n]
+        nbrs = [[j for j in row if j >= 0] for row in rows.tolist()]
+        cur = int(np.argmin(counts[start[b] : start[b] + n]))  # the first pixel with fewest neighbours
+        order, seen = [cur], {cur}
+        while True:
+            cur = next((j for j in nbrs[cur] if j not in seen), -1)  # 4-neighbours first, as order_branch
+            if cur < 0:
+                break
+            order.append(cur)
+            seen.add(cur)
+        out.append(coords[order])
+    return out
+
+
 def path_length(path: np.ndarray, ok: np.ndarray | None = None) -> float:
     """Length of a pixel path after light smoothing, which removes the staircase excess of a
     digital line (up to 8% at 22.5 degrees) that raw pixel steps would add."""
@@ -210,7 +251,7 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     for y, x in zip(*np.nonzero(touch), strict=True):
         contacts.setdefault(int(labels[y, x]), {}).setdefault(int(zone_dil[y, x]), []).append((x, y))
     coords_of = _coords_by_label(labels, nb)
-    paths = [order_branch(c) for c in coords_of]
+    paths = _order_branches(labels, coords_of)
     length = np.array([path_length(pth) * (len(c) / max(len(pth), 1)) for pth, c in zip(paths, coords_of, strict=True)])
     code = _neighbour_code(core.astype(np.uint8))
     # Ends made by cutting at a junction zone are not hair tips.
@@ -274,10 +315,10 @@ CORNER_DEG = 100.0  # a centre line turning this sharply is two hairs meeting at
 def _split_corners(core, labels, nb, dist):
     """Cut branches at sharp corners. Two hairs leaving one opening at a small angle thin into
     one V-shaped line with no junction; real hair bends far less over a few widths."""
-    coords = _coords_by_label(labels, nb)
+    paths = _order_branches(labels, _coords_by_label(labels, nb))
     out = core.copy()
     for b in range(1, nb):
-        path = order_branch(coords[b])
+        path = paths[b]
         if len(path) < 12:
             continue
         k = max(4, int(round(2 * float(np.median(dist[path[:, 1], path[:, 0]])))))
@@ -349,20 +390,23 @@ def _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist,
     h, w = shape
     # A centre-line pixel only measures width when its whole cross-section is clear of zones.
     dz = cv2.distanceTransform((zones == 0).astype(np.uint8), cv2.DIST_L2, 5)
-    src_lbl = np.where(skel, -1, 0).astype(np.int64)
-    ok_branch = (labels > 0) & (dz > dist * 1.5 + 2)
-    src_lbl[ok_branch] = labels[ok_branch]
+    sy, sx = np.nonzero(skel)
+    lbl = labels[sy, sx]
+    ok = (lbl > 0) & (dz[sy, sx] > dist[sy, sx] * 1.5 + 2)
+    ok_branch = np.zeros(skel.shape, bool)
+    ok_branch[sy[ok], sx[ok]] = True
     _, nearest = cv2.distanceTransformWithLabels(
         (~skel).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
     )
-    sy, sx = np.nonzero(skel)
-    # distanceTransformWithLabels numbers zero pixels in row-major order, from 1.
-    lut = np.zeros(len(sy) + 1, np.int64)
-    lut[1:] = src_lbl[sy, sx]
-    pix_branch = lut[nearest]
-    region = (prob > 0.02) & (pix_branch > 0) & (zones == 0)
+    # distanceTransformWithLabels numbers zero pixels in row-major order, from 1. Mass is summed
+    # only where there is coverage outside the zones, in the same row-major order as over the image.
+    lut = np.zeros(len(sy) + 1, np.int32)
+    lut[1:] = np.where(ok, lbl, -1)
+    where = np.flatnonzero((prob > 0.02) & (zones == 0))
+    pix_branch = lut[nearest.ravel()[where]]
+    keep = pix_branch > 0
     nb = int(labels.max()) + 1
-    mass = np.bincount(pix_branch[region], weights=prob[region], minlength=nb)
+    mass = np.bincount(pix_branch[keep], weights=prob.ravel()[where[keep]], minlength=nb)
     len_ok = np.zeros(nb)
     for b in range(1, nb):
         pth = paths[b]
