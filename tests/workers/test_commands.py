@@ -117,3 +117,15 @@ def test_reanalyze_everything_not_measured_by_the_model_workers_load_now(world, 
     _done(same, current)
     out = run("reanalyze", "--not-current-model", "--dry-run")
     assert "1 photo(s) in 1 clinic(s)" in out, "only the photo measured by another model; never-analysed ones wait"
+
+
+def test_benchmark_stages_times_every_stage_and_the_worker_path():
+    import json
+
+    stages = json.loads(run("benchmark_stages", "--size", "384x320", "--repeats", "1", "--no-network", "--json"))
+    assert {"decode", "prepare (quality gate, overlay mask)", "hair graph", "heatmap render", "heatmap PNG",
+            "worker analyse (network cached)", "worker compare"} <= set(stages["median_cpu_ms"])
+    assert stages["around_network_cpu_ms"] > 0
+    through = json.loads(run("benchmark_stages", "--size", "384x320", "--throughput", "2", "--compare", "--json"))
+    assert through["photos"] == 2 and through["images_per_s"] > 0
+    assert {"decode wall (ms)", "analyse CPU (ms)", "compare CPU (ms)"} <= set(through["median_ms"])

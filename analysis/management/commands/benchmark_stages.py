@@ -39,10 +39,25 @@ class Command(BaseCommand):
         parser.add_argument("--no-network", action="store_true",
                             help="Skip timing the network itself (slow on CPU); its output is computed once.")
         parser.add_argument("--json", action="store_true", help="Print the medians as JSON.")
+        parser.add_argument("--throughput", type=int, default=0, metavar="N",
+                            help="Instead: push N follow-up photos through the worker's path (no database) with "
+                                 "--processes × --threads on --device, and print images/s and per-stage ms.")
+        parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ... (--throughput).")
+        parser.add_argument("--processes", type=int, default=1, help="--throughput: worker processes.")
+        parser.add_argument("--threads", type=int, default=1, help="--throughput: threads per process.")
+        parser.add_argument("--batch-size", type=int, default=16, help="--throughput: images per shared pass.")
+        parser.add_argument("--compare", action="store_true",
+                            help="--throughput: compare each photo with its baseline too (the follow-up visit case).")
 
     def handle(self, *args, **opts):
-        _one_thread()
         width, height = (int(v) for v in opts["size"].lower().split("x"))
+        if opts["throughput"]:
+            result = throughput(opts["throughput"], opts["device"], max(1, opts["processes"]),
+                                max(1, opts["threads"]), opts["batch_size"], opts["compare"], (width, height))
+            result["load_average"] = [round(v, 1) for v in os.getloadavg()]
+            self.stdout.write(json.dumps(result) if opts["json"] else _throughput_text(result))
+            return
+        _one_thread()
         base_jpeg, foll_jpeg = _photo_pair(opts["seed"], width, height)
         stages = _time_stages(base_jpeg, foll_jpeg, max(1, opts["repeats"]), not opts["no_network"])
         med = {k: statistics.median(v) for k, v in stages.items()}
@@ -60,6 +75,16 @@ class Command(BaseCommand):
             self.stdout.write(f"  {name:<40} {value:8.1f}   ({spread})")
         self.stdout.write(f"  {'= around the network per photo':<40} {around:8.1f}   "
                           "(decode + worker analyse + worker compare)")
+
+
+def _throughput_text(r: dict) -> str:
+    lines = [f"{r['photos']} photos on {r['device']}, {r['processes']} process(es) × {r['threads']} thread(s), "
+             f"batches up to {r['batch_size']}, comparison {'on' if r['compare'] else 'off'}",
+             f"  images/s:           {r['images_per_s']}  (wall incl. start-up {r['wall_s_incl_start']} s)",
+             f"  CPU ms per photo:   {r['cpu_ms_per_photo']}  (all processes' CPU time ÷ photos)",
+             f"  forward passes of:  {r['forward_batches']} images"]
+    lines += [f"  {k:<50} {v:8.1f}" for k, v in r["median_ms"].items()]
+    return "\n".join(lines + [f"  load average {r['load_average']}"])
 
 
 def _one_thread():
@@ -159,3 +184,127 @@ class _Replay:
         if len(images) != 1 or not np.array_equal(images[0][::61, ::67], self.network_input[::61, ::67]):
             raise RuntimeError("benchmark_stages: the worker asked the network for an unexpected image")
         return [self.coverage.copy()]
+
+
+# ---------------------------------------------------------------- throughput (GPU check)
+
+
+def throughput(n, device, processes, threads, batch_size, compare, size=(1280, 1024)) -> dict:
+    """N follow-up photos through what a GPU worker does per message, without database or broker:
+    decode (nvJPEG on CUDA), analyse (shared batched network, metrics, heatmap, PNGs) and, with
+    `compare`, the comparison with the baseline from its stored coverage map. `processes` ×
+    `threads` like ``analysis_worker --gpu --processes P --threads T``; one photo per message."""
+    import multiprocessing
+
+    pairs = _pairs_for_throughput(size)
+    jobs = [(pairs, list(range(i, n, processes)), device, threads, batch_size, compare) for i in range(processes)]
+    started = time.perf_counter()
+    if processes == 1:
+        parts = [_throughput_process(*jobs[0])]
+    else:
+        with multiprocessing.get_context("spawn").Pool(processes, initializer=_child_setup) as pool:
+            parts = pool.starmap(_throughput_process, jobs)
+    wall = time.perf_counter() - started
+    samples: dict[str, list[float]] = {}
+    for part in parts:
+        for key, values in part["samples"].items():
+            samples.setdefault(key, []).extend(values)
+    done = sum(part["photos"] for part in parts)
+    timed = max(part["last"] for part in parts) - min(part["first"] for part in parts)
+    return {
+        "device": device, "photos": done, "processes": processes, "threads": threads, "batch_size": batch_size,
+        "compare": compare, "images_per_s": round(done / timed, 1) if timed > 0 else None,
+        "wall_s_incl_start": round(wall, 1),
+        "cpu_ms_per_photo": round(sum(part["cpu_s"] for part in parts) / max(done, 1) * 1000, 1),
+        "median_ms": {k: round(statistics.median(v), 1) for k, v in sorted(samples.items())},
+        "forward_batches": sorted({b for part in parts for b in part["batches"]}),
+    }
+
+
+def _child_setup():
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "clinic.settings")
+    django.setup()
+
+
+def _pairs_for_throughput(size) -> list[tuple[bytes, bytes]]:
+    """Four scalps, each as a baseline JPEG and a follow-up JPEG (10% of the hairs lost)."""
+    return [_photo_pair(seed, *size) for seed in range(4)]
+
+
+def _throughput_process(pairs, indices, device, threads, batch_size, compare) -> dict:
+    import threading
+
+    os.environ["OMP_NUM_THREADS"] = "1"
+    import torch
+
+    from analysis import pipeline as worker_pipeline
+    from analysis.batching import forward_batch_sizes, share_segmenter
+
+    torch.set_num_threads(1)
+    cv2.setNumThreads(1)
+    pipe = worker_pipeline.Pipeline(device, batch_size)
+    if threads > 1:
+        share_segmenter(pipe)
+    settings = worker_pipeline.Settings(view="trichoscopy", mm_per_px=MM_PER_PX, sex=None)
+    # The baselines were analysed in earlier messages: their coverage maps are stored.
+    baselines = []
+    for base_jpeg, _ in pairs:
+        image = worker_pipeline.decode(base_jpeg)
+        baselines.append((base_jpeg, pipe.analyze([image], [settings])[0].mask_png))
+    samples: dict[str, list[float]] = {}
+    batches: set[int] = set()
+    lock = threading.Lock()
+    local = threading.local()
+    predict = pipe.segmenter.predict
+
+    def timed_predict(images, **kwargs):
+        t = time.perf_counter()
+        try:
+            return predict(images, **kwargs)
+        finally:
+            local.network = getattr(local, "network", 0.0) + time.perf_counter() - t
+
+    pipe.segmenter.predict = timed_predict
+    todo = list(indices)
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+    cpu0, first = time.process_time(), time.perf_counter()
+
+    def work():
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop()
+            base_jpeg, coverage_png = baselines[i % len(pairs)]
+            seen = {}
+            with pipe.scope():
+                forward_batch_sizes()
+                t0, c0 = time.perf_counter(), time.thread_time()
+                image = pipe.decode_many([pairs[i % len(pairs)][1]])[0]
+                t1, c1 = time.perf_counter(), time.thread_time()
+                local.network = 0.0
+                pipe.analyze([image], [settings])
+                t2, c2 = time.perf_counter(), time.thread_time()
+                seen.update({"decode wall": t1 - t0, "decode CPU": c1 - c0, "analyse wall": t2 - t1,
+                             "analyse CPU": c2 - c1, "network wall (waiting for the shared pass)": local.network})
+                if compare:
+                    earlier = worker_pipeline.decode(base_jpeg)
+                    pipe.compare(earlier, image, settings, baseline_coverage_png=coverage_png)
+                    t3, c3 = time.perf_counter(), time.thread_time()
+                    seen.update({"compare wall": t3 - t2, "compare CPU": c3 - c2})
+            with lock:
+                for key, value in seen.items():
+                    samples.setdefault(key + " (ms)", []).append(value * 1000)
+                batches.update(forward_batch_sizes())
+
+    pool = [threading.Thread(target=work) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    last = time.perf_counter()
+    return {"samples": samples, "photos": len(indices), "first": first, "last": last,
+            "cpu_s": time.process_time() - cpu0, "batches": sorted(batches)}
