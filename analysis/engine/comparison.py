@@ -146,16 +146,18 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
     if not comparable:
         for c in changes.values():
             c["significant"] = False
-    tiles = _tile_changes(base.prob, fprob, overlap, sigma["scalp_visibility"])
-    cmap = heatmaps.change_map(
-        bw,
-        lost if lost is not None else np.zeros(overlap.shape, bool),
-        gained if gained is not None else np.zeros(overlap.shape, bool),
-        base.prepared.mm_per_px_work,
-        overlap,
-        tiles,
-    )
-    return Comparison(comparable, reasons, frac, changes, cmap if comparable else None, reg, base, foll)
+    cmap = None
+    if comparable:  # a picture of change is shown only for comparable photos
+        tiles = _tile_changes(base.prob, fprob, overlap, sigma["scalp_visibility"])
+        cmap = heatmaps.change_map(
+            bw,
+            lost if lost is not None else np.zeros(overlap.shape, bool),
+            gained if gained is not None else np.zeros(overlap.shape, bool),
+            base.prepared.mm_per_px_work,
+            overlap,
+            tiles,
+        )
+    return Comparison(comparable, reasons, frac, changes, cmap, reg, base, foll)
 
 
 def _register(base: ImageAnalysis, foll: ImageAnalysis, view: str) -> Registration:

@@ -175,9 +175,9 @@ def _order_branches(labels: np.ndarray, coords_of: list[np.ndarray]) -> list[np.
     start = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     local = np.arange(len(xy)) - np.repeat(start, sizes)
     lab = np.pad(labels, 1)
-    index = np.full(lab.shape, -1, np.int64)
+    index = np.full(lab.shape, -1, np.int32)
     index[xy[:, 1] + 1, xy[:, 0] + 1] = local
-    table = np.full((len(xy), len(_OFFS)), -1, np.int64)
+    table = np.full((len(xy), len(_OFFS)), -1, np.int32)
     for k, (dx, dy) in enumerate(_OFFS):
         ny, nx = xy[:, 1] + 1 + dy, xy[:, 0] + 1 + dx
         same = lab[ny, nx] == own
