@@ -60,6 +60,9 @@ _TRANSITIONS = np.array(
     [sum((((c >> i) & 1) == 0 and ((c >> ((i + 1) % 8)) & 1) == 1) for i in range(8)) for c in range(256)]
 )
 _COUNT = np.array([bin(c).count("1") for c in range(256)])
+# The same as uint8 tables for cv2.LUT, which is about 8x faster than indexing with a code image.
+_IS_JUNCTION = (_TRANSITIONS >= 3).astype(np.uint8)
+_IS_END = (_COUNT <= 1).astype(np.uint8)
 
 
 def skeletonize(mask: np.ndarray) -> np.ndarray:
@@ -131,7 +134,7 @@ class _UnionFind:
 
 def _junction_zones(skel, dist):
     code = _neighbour_code(skel.astype(np.uint8))
-    junction = skel & (_TRANSITIONS[code] >= 3)
+    junction = skel & (cv2.LUT(code, _IS_JUNCTION) > 0)
     zone = np.zeros(skel.shape, np.uint8)
     for y, x in zip(*np.nonzero(junction), strict=True):
         # A crossing of thick hairs thins into two nearby forks: one zone of about the hair
@@ -245,7 +248,9 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     h, w = prob.shape
 
     # Which zones each branch touches, and the branch's direction leaving that zone.
-    zone_dil = cv2.dilate(zones.astype(np.float32), np.ones((3, 3), np.uint8)).astype(np.int32)
+    # A 3x3 maximum of the zone ids (uint16 when they fit: exact, and faster than float32).
+    depth = np.uint16 if zones.max() < 65536 else np.float32
+    zone_dil = cv2.dilate(zones.astype(depth), np.ones((3, 3), np.uint8)).astype(np.int32)
     touch = (labels > 0) & (zone_dil > 0)
     contacts: dict[int, dict[int, list]] = {}
     for y, x in zip(*np.nonzero(touch), strict=True):
@@ -255,7 +260,7 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     length = np.array([path_length(pth) * (len(c) / max(len(pth), 1)) for pth, c in zip(paths, coords_of, strict=True)])
     code = _neighbour_code(core.astype(np.uint8))
     # Ends made by cutting at a junction zone are not hair tips.
-    endpoint = core & (_COUNT[code] <= 1) & (zone_dil == 0)
+    endpoint = core & (cv2.LUT(code, _IS_END) > 0) & (zone_dil == 0)
     free_ends: dict[int, list] = {}
     for y, x in zip(*np.nonzero(endpoint), strict=True):
         free_ends.setdefault(int(labels[y, x]), []).append((float(x), float(y)))
@@ -303,7 +308,8 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     # Dropped spurs would otherwise pull coverage mass away from the hair they hang on.
     dead = np.zeros(nb, bool)
     dead[1:] = ~alive[1:]
-    skel = skel & ~dead[labels]
+    if dead.any():
+        skel = skel & ~dead[labels]
     cal, lens, cents = _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist, (h, w))
     fu_sizes, ends = _follicular_units(chains, chain_of, unpaired_at, free_ends, mm_per_px, (h, w))
     return HairGraph(labels, zones, chains, chain_of, cal, lens, cents, fu_sizes, ends)
