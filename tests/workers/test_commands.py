@@ -129,3 +129,22 @@ def test_benchmark_stages_times_every_stage_and_the_worker_path():
     through = json.loads(run("benchmark_stages", "--size", "384x320", "--throughput", "2", "--compare", "--json"))
     assert through["photos"] == 2 and through["images_per_s"] > 0
     assert {"decode wall (ms)", "analyse CPU (ms)", "compare CPU (ms)"} <= set(through["median_ms"])
+
+
+def test_benchmark_follow_ups_are_the_baseline_sites_re_imaged_so_they_register(transactional_db, monkeypatch):
+    from analysis.management.commands import benchmark_workers
+    from analysis.models import PhotoComparison
+
+    seen = []
+    delete = benchmark_workers._delete_clinic
+
+    def record_then_delete(clinic):
+        with operator_context():
+            seen.extend(c.data for c in PhotoComparison.objects.filter(clinic=clinic, against="baseline"))
+        delete(clinic)
+
+    monkeypatch.setattr(benchmark_workers, "_delete_clinic", record_then_delete)
+    out = run("benchmark_workers", "--photos", "2", "--visit-size", "2", "--size", "512x384", "--baseline")
+    assert "photos:              2 (0 failed)" in out
+    # Deterministic phantoms; at this small size one of the two pairs is too hard to align.
+    assert len(seen) == 2 and any(d["overlap_fraction"] > 0.5 and d["homography"] for d in seen), seen

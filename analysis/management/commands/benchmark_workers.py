@@ -51,7 +51,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark clinic and its files.")
         parser.add_argument("--baseline", action="store_true",
                             help="First upload and analyse an untimed baseline visit, so every timed photo is "
-                                 "a follow-up compared with it (the clinic's usual case).")
+                                 "a follow-up of the same site compared with it (the clinic's usual case).")
 
     def handle(self, *args, **opts):
         width, height = (int(v) for v in opts["size"].lower().split("x"))
@@ -62,7 +62,10 @@ class Command(BaseCommand):
         where = "embedded (in-process worker)" if embedded else settings.BROKER_URL
         self.stdout.write(f"broker {where}, queue {queue}, {opts['photos']} photos {width}x{height}, "
                           f"visits of {opts['visit_size']}")
-        blobs = _photos(opts["photos"] + (opts["visit_size"] if opts["baseline"] else 0), width, height)
+        if opts["baseline"]:
+            blobs = _follow_up_photos(opts["photos"], opts["visit_size"], width, height)
+        else:
+            blobs = _photos(opts["photos"], width, height)
         workers = [] if embedded else [self._start_worker(opts, queue) for _ in range(opts["workers"])]
         clinic = None
         try:
@@ -181,6 +184,28 @@ def _photos(n, width, height) -> list[bytes]:
         ok, encoded = cv2.imencode(".jpg", variant, [cv2.IMWRITE_JPEG_QUALITY, 92])
         out.append(encoded.tobytes())
     return out
+
+
+def _follow_up_photos(n, visit_size, width, height) -> list[bytes]:
+    """A baseline visit (one scalp per site) then n photos of the same sites re-imaged later (10% of
+    the hairs lost, new light, moved), so that every comparison registers and measures change, as a
+    clinic's follow-ups do. Photos of one site differ by one pixel: a different file each."""
+    from analysis.engine import phantoms
+
+    bases = [phantoms.trichoscopy_phantom(site, size_px=(width, height), mm_per_px=0.006) for site in range(visit_size)]
+    later = [phantoms.follow_up(base, 1000 + site, change_fraction=-0.1, strength=0.5).image
+             for site, base in enumerate(bases)]
+    out = [_jpeg(base.image) for base in bases]
+    for i in range(n):
+        variant = later[i % visit_size].copy()
+        variant[0, 0] = (i * 37 % 256, i // 256 % 256, 9)
+        out.append(_jpeg(variant))
+    return out
+
+
+def _jpeg(image) -> bytes:
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    return encoded.tobytes()
 
 
 def _delete_clinic(clinic):
