@@ -197,12 +197,15 @@ def throughput(n, device, processes, threads, batch_size, compare, size=(1280, 1
     import multiprocessing
 
     pairs = _pairs_for_throughput(size)
-    jobs = [(pairs, list(range(i, n, processes)), device, threads, batch_size, compare) for i in range(processes)]
     started = time.perf_counter()
     if processes == 1:
-        parts = [_throughput_process(*jobs[0])]
+        parts = [_throughput_process(pairs, list(range(n)), device, threads, batch_size, compare)]
     else:
-        with multiprocessing.get_context("spawn").Pool(processes, initializer=_child_setup) as pool:
+        context = multiprocessing.get_context("spawn")
+        with context.Manager() as manager, context.Pool(processes, initializer=_child_setup) as pool:
+            ready = manager.Barrier(processes)  # the clock starts when every process has loaded its model
+            jobs = [(pairs, list(range(i, n, processes)), device, threads, batch_size, compare, ready)
+                    for i in range(processes)]
             parts = pool.starmap(_throughput_process, jobs)
     wall = time.perf_counter() - started
     samples: dict[str, list[float]] = {}
@@ -233,7 +236,7 @@ def _pairs_for_throughput(size) -> list[tuple[bytes, bytes]]:
     return [_photo_pair(seed, *size) for seed in range(4)]
 
 
-def _throughput_process(pairs, indices, device, threads, batch_size, compare) -> dict:
+def _throughput_process(pairs, indices, device, threads, batch_size, compare, ready=None) -> dict:
     import threading
 
     os.environ["OMP_NUM_THREADS"] = "1"
@@ -270,6 +273,8 @@ def _throughput_process(pairs, indices, device, threads, batch_size, compare) ->
     todo = list(indices)
     if device.startswith("cuda"):
         torch.cuda.synchronize()
+    if ready is not None:
+        ready.wait()
     cpu0, first = time.process_time(), time.perf_counter()
 
     def work():
