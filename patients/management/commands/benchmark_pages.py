@@ -59,9 +59,11 @@ class Command(BaseCommand):
             _check(port, path, cookie)
             _load(port, path, cookie, clients=clients, total=max(clients * 3, 30))  # warm-up
             cpu_before, db_before, me_before = _cpu_seconds(server.pid), _postgres_cpu_seconds(), _own_cpu_seconds()
+            busy_before = _machine_busy_seconds()
             times, wall = _load(port, path, cookie, clients=clients, total=requests)
             cpu = _cpu_seconds(server.pid) - cpu_before
             db_cpu, client_cpu = _postgres_cpu_seconds() - db_before, _own_cpu_seconds() - me_before
+            others = _machine_busy_seconds() - busy_before - cpu - db_cpu - client_cpu
             self._print(f"timeline ({visits} visits, {clients} clients, {workers} workers × {threads} threads)",
                         times, wall)
             # Wall-clock numbers depend on what else runs on the machine; CPU per request does not.
@@ -70,6 +72,9 @@ class Command(BaseCommand):
                               f"{os.cpu_count()} cores")
             self.stdout.write(f"PostgreSQL CPU per request: {db_cpu / len(times) * 1000:.1f} ms (every postgres "
                               f"process on the machine); this client: {client_cpu / len(times) * 1000:.1f} ms")
+            # A shared machine: the wall-clock figures mean little if something else ran meanwhile.
+            self.stdout.write(f"everything else on the machine during the run: {max(others, 0) / wall * 100:.0f}% "
+                              f"of one core")
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=20)
@@ -162,6 +167,13 @@ def _postgres_cpu_seconds() -> float:
             fields = fields.split()
             total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
     return total / ticks
+
+
+def _machine_busy_seconds() -> float:
+    """CPU time all cores spent on anything but idle and I/O wait, from /proc/stat."""
+    with open("/proc/stat") as handle:
+        user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, handle.readline().split()[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def _own_cpu_seconds() -> float:
