@@ -9,15 +9,28 @@ from pathlib import Path
 
 from .card import make_calibration_card_pdf
 from .comparison import Comparison, compare_images
-from .metrics import METRICS_VERSION
-from .pipeline import VIEWS, BadImage, ImageAnalysis, Thresholds, analyze_batch, analyze_image, decode_image
+from .pipeline import (
+    VIEWS,
+    BadImage,
+    ImageAnalysis,
+    Thresholds,
+    analyze_batch,
+    analyze_image,
+    decode_image,
+    versions,
+)
 from .segmentation import Segmenter, load_segmenter
 
 
 def _model_version() -> str:
-    meta = Path(__file__).resolve().parent / "weights" / "unet.json"
-    seg = json.loads(meta.read_text()).get("version", "unknown") if meta.exists() else "untrained"
-    return f"{seg}+metrics-{METRICS_VERSION}"
+    """The version string analyze_batch() stamps on results, read without loading any network."""
+    weights = Path(__file__).resolve().parent / "weights"
+
+    def version(name, missing):
+        meta = weights / name
+        return json.loads(meta.read_text()).get("version", "unknown") if meta.exists() else missing
+
+    return versions(version("unet.json", "untrained"), version("counter.json", None))
 
 
 MODEL_VERSION: str = _model_version()

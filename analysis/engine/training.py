@@ -142,3 +142,168 @@ def train(
     save_weights(model, cfg, Path(out_dir), info)
     log.info("saved weights to %s: %s", out_dir, info)
     return info
+
+
+# ---------------------------------------------------------------- counter (hair ends)
+
+COUNTER_SEED0 = 30_000_000  # its own range: neither the benchmark's nor the segmenter's phantoms
+COUNTER_CROP = 128
+COUNT_MARGIN = 16  # crop border left out of the count term (see counter_loss)
+
+
+def counter_sample(seed: int, segmenter) -> tuple[np.ndarray, np.ndarray]:
+    """One counter training canvas: the segmenter's coverage of a trichoscopy phantom at the
+    canonical scale, and its end-density targets. Fields of 1.6-2.8 mm at 2.5-12 um/px."""
+    from . import counting
+    from .pipeline import device_overlay_mask
+
+    rng = np.random.default_rng(seed)
+    mm = float(rng.uniform(0.0025, 0.012))
+    field_mm = float(rng.uniform(1.6, 2.8))
+    side = int(min(1100, field_mm / mm))
+    size = (side, int(side * rng.uniform(0.75, 1.0)))
+    kw = {}
+    u = rng.random()
+    if u < 0.2:
+        kw = {"skin": str(rng.choice(["brown", "very_dark"]))}
+    elif u < 0.35:
+        kw = {"skin": str(rng.choice(["very_light", "light"])), "hair": str(rng.choice(["blonde", "grey"]))}
+    if rng.random() < 0.3:
+        kw["fu_per_cm2"] = float(rng.uniform(90, 160))  # crowded fields: where counting fails first
+    p = phantoms.trichoscopy_phantom(seed, size_px=size, mm_per_px=mm, strength=float(rng.uniform(0.3, 1.3)), **kw)
+    valid = ~device_overlay_mask(p.image)
+    prob = segmenter.predict([p.image])[0] * valid
+    x, s = counting.canonical_input(prob, valid, p.mm_per_px)
+    w_c, h_c = x.shape[2] - 2 * counting.PAD, x.shape[1] - 2 * counting.PAD
+    polylines, diams = [], []
+    for hair in p.scalp.hairs:
+        pts = phantoms._project(p.world_to_image, phantoms._dense(hair.points_mm, 0.004)) * s
+        if pts[:, 0].max() < -2 or pts[:, 1].max() < -2 or pts[:, 0].min() > w_c + 2 or pts[:, 1].min() > h_c + 2:
+            continue
+        polylines.append(pts)
+        diams.append(hair.diameter_um)
+    y = counting.end_targets(polylines, diams, (w_c, h_c))
+    return x.astype(np.float32), y
+
+
+def counter_pool(n: int, segmenter, seed0: int = COUNTER_SEED0, cache: Path | None = None):
+    if cache is not None and cache.exists():
+        z = np.load(cache, allow_pickle=True)
+        return list(z["xs"]), list(z["ys"])
+    xs, ys = [], []
+    for i in range(n):
+        x, y = counter_sample(seed0 + i, segmenter)
+        xs.append(x)
+        ys.append(y)
+        if (i + 1) % 25 == 0:
+            log.info("counter pool %d/%d", i + 1, n)
+    if cache is not None:
+        arr_x, arr_y = np.empty(n, object), np.empty(n, object)
+        arr_x[:], arr_y[:] = xs, ys
+        np.savez(cache, xs=arr_x, ys=arr_y)
+    return xs, ys
+
+
+def _counter_batch(rng, xs, ys, bs):
+    c = COUNTER_CROP
+    bx = np.zeros((bs, xs[0].shape[0], c, c), np.float32)
+    by = np.zeros((bs, ys[0].shape[0], c, c), np.float32)
+    # Crops may hang over the canvas by up to COUNT_MARGIN px more than its frame, so the
+    # field's edge, where every shaft leaving the field puts half a hair, also falls inside the
+    # counted part of a crop (counter_loss leaves each crop's own edge band out).
+    m = COUNT_MARGIN + 8
+    for k in range(bs):
+        i = int(rng.integers(len(xs)))
+        x = np.pad(xs[i], ((0, 0), (m, m), (m, m)))
+        y = np.pad(ys[i], ((0, 0), (m, m), (m, m)))
+        h, w = x.shape[1:]
+        y0 = int(rng.integers(0, max(1, h - c + 1)))
+        x0 = int(rng.integers(0, max(1, w - c + 1)))
+        a, b = x[:, y0 : y0 + c, x0 : x0 + c], y[:, y0 : y0 + c, x0 : x0 + c]
+        r = int(rng.integers(4))
+        a, b = np.rot90(a, r, (1, 2)), np.rot90(b, r, (1, 2))
+        if rng.random() < 0.5:
+            a, b = a[:, :, ::-1], b[:, :, ::-1]
+        bx[k, :, : a.shape[1], : a.shape[2]] = a
+        by[k, :, : b.shape[1], : b.shape[2]] = b
+    return torch.from_numpy(bx), torch.from_numpy(by)
+
+
+def counter_loss(out, target):
+    """Per-pixel squared error (where the ends are) + squared error of each crop's counts
+    per channel (how many there are: the number that matters).
+
+    The count term alone can be met by a positive offset inside the crop balanced by a
+    negative band along its edges, which the network can locate through its zero padding;
+    at inference, on fields far larger than a crop, that offset adds up to many phantom hairs.
+    So the count term leaves out the crop's edge band, and the pixel term, which penalises any
+    offset anywhere, is weighted up."""
+    from .counting import TARGET_SCALE
+
+    t = target * TARGET_SCALE
+    pix = ((out - t) ** 2).sum((2, 3)).mean() / TARGET_SCALE
+    m = COUNT_MARGIN
+    inner_out, inner_t = out[:, :, m:-m, m:-m], t[:, :, m:-m, m:-m]
+    cnt = (((inner_out.sum((2, 3)) - inner_t.sum((2, 3))) / TARGET_SCALE) ** 2).mean()
+    return 10 * pix + cnt
+
+
+def train_counter(
+    *,
+    out_dir: Path = WEIGHTS_DIR,
+    n_images: int = 400,
+    max_steps: int = 6000,
+    max_minutes: float = 20.0,
+    batch_size: int = 12,
+    seed: int = 0,
+    threads: int = 2,
+    lr: float = 3e-3,
+    init_from: Path | None = None,
+    pool_cache: Path | None = None,
+) -> dict:
+    from . import counting
+    from .segmentation import load_segmenter
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    t0 = time.time()
+    seg = load_segmenter("cpu")
+    xs, ys = counter_pool(n_images, seg, cache=pool_cache)
+    log.info("counter pool ready in %.0f s", time.time() - t0)
+    t0 = time.time()
+    cfg = counting.CounterConfig()
+    model = counting.build_counter(cfg).train()
+    if init_from is not None:
+        model.load_state_dict(counting.load_counter_weights(Path(init_from))[0].state_dict())
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    deadline = t0 + max_minutes * 60
+    step, losses = 0, []
+    while step < max_steps and time.time() < deadline:
+        frac = min(1.0, max(step / max_steps, (time.time() - t0) / (max_minutes * 60)))
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * frac)) + 3e-5
+        bx, by = _counter_batch(rng, xs, ys, batch_size)
+        loss = counter_loss(model(bx), by)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        step += 1
+        if step % 100 == 0:
+            log.info("counter step %d loss %.4f (%.0f s)", step, np.mean(losses[-100:]), time.time() - t0)
+    model.eval()
+    info = {
+        "steps": step,
+        "final_loss": float(np.mean(losses[-100:])) if losses else None,
+        "train_images": n_images,
+        "train_seed0": COUNTER_SEED0,
+        "seed": seed,
+        "minutes": round((time.time() - t0) / 60, 1),
+        "lr": lr,
+        "segmenter": seg.model_version,
+        "init_from": None if init_from is None else Path(init_from).name,
+    }
+    counting.save_counter(model, cfg, Path(out_dir), info)
+    log.info("saved counter to %s: %s", out_dir, info)
+    return info
