@@ -16,6 +16,7 @@ from patients.models import (
     Photo,
     SeverityGrade,
     Treatment,
+    TreatmentRevision,
     View,
     Visit,
 )
@@ -150,10 +151,23 @@ def photo_scale_set(*, photo: Photo, mm_per_px: float | None, by) -> Photo:
     return photo
 
 
+TREATMENT_FIELDS = ("name", "dose", "start", "stop", "notes")
+
+
 def treatment_update(*, treatment: Treatment, name: str, dose: str, start: date, stop: date | None,
-                     notes: str = "") -> Treatment:
+                     notes: str = "", by=None) -> Treatment:
+    """Change a treatment and keep what it said before as a revision (nothing when unchanged)."""
     if stop and stop < start:
         raise ValueError("A treatment cannot stop before it starts.")
-    treatment.name, treatment.dose, treatment.start, treatment.stop, treatment.notes = name, dose, start, stop, notes
-    treatment.save(update_fields=["name", "dose", "start", "stop", "notes"])
+    new = {"name": name, "dose": dose, "start": start, "stop": stop, "notes": notes}
+    if all(getattr(treatment, f) == new[f] for f in TREATMENT_FIELDS):
+        return treatment
+    with transaction.atomic():
+        TreatmentRevision.objects.create(
+            clinic_id=treatment.clinic_id, treatment=treatment, edited_by=by,
+            **{f: getattr(treatment, f) for f in TREATMENT_FIELDS},
+        )
+        for f in TREATMENT_FIELDS:
+            setattr(treatment, f, new[f])
+        treatment.save(update_fields=list(TREATMENT_FIELDS))
     return treatment

@@ -196,7 +196,9 @@ def load_timeline(patient: Patient, *, visit_ids=None) -> Timeline:
     notes = ClinicalNote.objects.filter(**scope).select_related("author").annotate(revision_count=Count("revisions"))
     for note in notes:
         entries[note.visit_id].notes.append(note)
-    treatments = list(Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient))
+    treatments = list(
+        Treatment.objects.filter(clinic_id=patient.clinic_id, patient=patient).prefetch_related("revisions")
+    )
     for entry in entries.values():
         day = entry.visit.date
         entry.treatments = [t for t in treatments if t.start <= day and (t.stop is None or t.stop >= day)]

@@ -266,7 +266,7 @@ def treatment_edit(request, clinic_slug, treatment_id):
     require_role(request, CLINICAL_ROLES)
     form = TreatmentForm(request.POST)
     if form.is_valid():
-        services.treatment_update(treatment=treatment, **form.cleaned_data)
+        services.treatment_update(treatment=treatment, by=request.user, **form.cleaned_data)
         messages.success(request, f"{treatment.name} updated.")
     else:
         messages.error(request, "Treatment not saved: " + _errors(form))
