@@ -134,16 +134,23 @@ def run_complete(*, run: AnalysisRun, token, model_version: str, outcome, compar
             base = f"clinics/{run.clinic_id}/results/{run.id}"
             result = PhotoResult(clinic_id=run.clinic_id, run=run, photo_id=run.photo_id, metrics=outcome.metrics,
                                  quality_ok=outcome.quality_ok)
+            rows = [
+                PhotoComparison(clinic_id=run.clinic_id, run=run, photo_id=run.photo_id, against=against,
+                                other_photo_id=other_photo_id, data=comparison.data)
+                for against, (other_photo_id, comparison) in comparisons.items()
+            ]
+            # Every file is stored before the first row is written: each insert raises the
+            # patient's timeline version (a row lock until commit), and with S3 a lock held
+            # across uploads would make workers finishing the same patient's photos queue.
             if outcome.heatmap_png:
                 result.heatmap.name = _store(f"{base}/heatmap.png", outcome.heatmap_png, stored)
             if outcome.mask_png:
                 result.mask.name = _store(f"{base}/mask.png", outcome.mask_png, stored)
-            result.save()
-            for against, (other_photo_id, comparison) in comparisons.items():
-                row = PhotoComparison(clinic_id=run.clinic_id, run=run, photo_id=run.photo_id, against=against,
-                                      other_photo_id=other_photo_id, data=comparison.data)
+            for row, (_, comparison) in zip(rows, comparisons.values(), strict=True):
                 if comparison.change_map_png:
-                    row.change_map.name = _store(f"{base}/change-{against}.png", comparison.change_map_png, stored)
+                    row.change_map.name = _store(f"{base}/change-{row.against}.png", comparison.change_map_png, stored)
+            result.save()
+            for row in rows:
                 row.save()
             now = timezone.now()
             _held(run, token).update(status=AnalysisRun.Status.DONE, finished_at=now, model_version=model_version,
