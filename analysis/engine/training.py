@@ -61,13 +61,17 @@ def _batch(rng, xs, ys, bs):
     by = np.empty((bs, 1, CROP, CROP), np.float32)
     for k, i in enumerate(idx):
         y0, x0 = rng.integers(0, h - CROP + 1), rng.integers(0, w - CROP + 1)
-        a, b = xs[i, :, y0 : y0 + CROP, x0 : x0 + CROP], ys[i, :, y0 : y0 + CROP, x0 : x0 + CROP]
-        r = int(rng.integers(4))
-        a, b = np.rot90(a, r, (1, 2)), np.rot90(b, r, (1, 2))
-        if rng.random() < 0.5:
-            a, b = a[:, :, ::-1], b[:, :, ::-1]
-        bx[k], by[k] = a, b
+        bx[k], by[k] = _augment(rng, xs[i, :, y0 : y0 + CROP, x0 : x0 + CROP], ys[i, :, y0 : y0 + CROP, x0 : x0 + CROP])
     return torch.from_numpy(bx), torch.from_numpy(by)
+
+
+def _augment(rng, a, b):
+    """The same random quarter turn and mirror for an input crop and its target (CxHxW)."""
+    r = int(rng.integers(4))
+    a, b = np.rot90(a, r, (1, 2)), np.rot90(b, r, (1, 2))
+    if rng.random() < 0.5:
+        a, b = a[:, :, ::-1], b[:, :, ::-1]
+    return a, b
 
 
 def loss_fn(logits, target):
@@ -77,6 +81,35 @@ def loss_fn(logits, target):
     inter = (p * target).sum((1, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
     return bce + 0.5 * dice.mean()
+
+
+def fit(model, next_batch, loss_of, *, lr, min_lr, max_steps, max_minutes, t0, log_every) -> list[float]:
+    """AdamW with a cosine schedule, stopped by step count or wall time (so 2 CPU cores finish
+    in minutes); leaves the model in eval mode and returns the loss of every step."""
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    deadline = t0 + max_minutes * 60
+    losses: list[float] = []
+    while len(losses) < max_steps and time.time() < deadline:
+        # Cosine schedule on the expected number of steps, re-estimated from the time left.
+        frac = min(1.0, max(len(losses) / max_steps, (time.time() - t0) / (max_minutes * 60)))
+        for g in opt.param_groups:
+            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * frac)) + min_lr
+        bx, by = next_batch()
+        loss = loss_of(model(bx), by)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if len(losses) % log_every == 0:
+            log.info(
+                "step %d loss %.4f lr %.2e (%.0f s)",
+                len(losses),
+                np.mean(losses[-log_every:]),
+                opt.param_groups[0]["lr"],
+                time.time() - t0,
+            )
+    model.eval()
+    return losses
 
 
 def train(
@@ -105,32 +138,19 @@ def train(
         # Fine-tuning: start from earlier weights (same architecture) on the current data mix.
         model.load_state_dict(load_weights(Path(init_from))[0].state_dict())
         log.info("initialised from %s", init_from)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    deadline = t0 + max_minutes * 60
-    step, losses = 0, []
-    while step < max_steps and time.time() < deadline:
-        # Cosine schedule on the expected number of steps, re-estimated from the time left.
-        frac = min(1.0, max(step / max_steps, (time.time() - t0) / (max_minutes * 60)))
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * frac)) + 5e-5
-        bx, by = _batch(rng, xs, ys, batch_size)
-        loss = loss_fn(model(bx), by)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-        if step % 50 == 0:
-            log.info(
-                "step %d loss %.4f lr %.2e (%.0f s)",
-                step,
-                np.mean(losses[-50:]),
-                opt.param_groups[0]["lr"],
-                time.time() - t0,
-            )
-    model.eval()
+    losses = fit(
+        model,
+        lambda: _batch(rng, xs, ys, batch_size),
+        loss_fn,
+        lr=lr,
+        min_lr=5e-5,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        t0=t0,
+        log_every=50,
+    )
     info = {
-        "steps": step,
+        "steps": len(losses),
         "final_loss": float(np.mean(losses[-50:])) if losses else None,
         "train_images": n_images,
         "train_seed0": TRAIN_SEED0,
@@ -219,11 +239,7 @@ def _counter_batch(rng, xs, ys, bs):
         h, w = x.shape[1:]
         y0 = int(rng.integers(0, max(1, h - c + 1)))
         x0 = int(rng.integers(0, max(1, w - c + 1)))
-        a, b = x[:, y0 : y0 + c, x0 : x0 + c], y[:, y0 : y0 + c, x0 : x0 + c]
-        r = int(rng.integers(4))
-        a, b = np.rot90(a, r, (1, 2)), np.rot90(b, r, (1, 2))
-        if rng.random() < 0.5:
-            a, b = a[:, :, ::-1], b[:, :, ::-1]
+        a, b = _augment(rng, x[:, y0 : y0 + c, x0 : x0 + c], y[:, y0 : y0 + c, x0 : x0 + c])
         bx[k, :, : a.shape[1], : a.shape[2]] = a
         by[k, :, : b.shape[1], : b.shape[2]] = b
     return torch.from_numpy(bx), torch.from_numpy(by)
@@ -276,25 +292,19 @@ def train_counter(
     model = counting.build_counter(cfg).train()
     if init_from is not None:
         model.load_state_dict(counting.load_counter_weights(Path(init_from))[0].state_dict())
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    deadline = t0 + max_minutes * 60
-    step, losses = 0, []
-    while step < max_steps and time.time() < deadline:
-        frac = min(1.0, max(step / max_steps, (time.time() - t0) / (max_minutes * 60)))
-        for g in opt.param_groups:
-            g["lr"] = lr * 0.5 * (1 + np.cos(np.pi * frac)) + 3e-5
-        bx, by = _counter_batch(rng, xs, ys, batch_size)
-        loss = counter_loss(model(bx), by)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
-        step += 1
-        if step % 100 == 0:
-            log.info("counter step %d loss %.4f (%.0f s)", step, np.mean(losses[-100:]), time.time() - t0)
-    model.eval()
+    losses = fit(
+        model,
+        lambda: _counter_batch(rng, xs, ys, batch_size),
+        counter_loss,
+        lr=lr,
+        min_lr=3e-5,
+        max_steps=max_steps,
+        max_minutes=max_minutes,
+        t0=t0,
+        log_every=100,
+    )
     info = {
-        "steps": step,
+        "steps": len(losses),
         "final_loss": float(np.mean(losses[-100:])) if losses else None,
         "train_images": n_images,
         "train_seed0": COUNTER_SEED0,
