@@ -16,16 +16,15 @@ coverage) teaches it the segmenter's typical mistakes.
 
 from __future__ import annotations
 
-import json
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 
-from .segmentation import WEIGHTS_DIR, UNet
+from .segmentation import WEIGHTS_DIR, UNet, load_network, save_network
 
 CANON_MM_PER_PX = 0.008  # vellus (15 um) still 2 px wide; a 1280 px field at 2.5 um/px is 400 px
 PAD = 8  # zero-validity frame: ends where a shaft leaves the field lie on the image edge
@@ -54,23 +53,11 @@ def build_counter(cfg: CounterConfig) -> UNet:
 
 
 def save_counter(model: UNet, cfg: CounterConfig, directory: Path, extra: dict | None = None) -> None:
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(state, directory / "counter.pt")
-    meta = asdict(cfg) | (extra or {})
-    (directory / "counter.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    save_network(model, cfg, directory, "counter", extra)
 
 
 def load_counter_weights(directory: Path) -> tuple[UNet, CounterConfig, dict]:
-    meta = json.loads((directory / "counter.json").read_text())
-    fields = {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in meta.items() if k in CounterConfig.__dataclass_fields__
-    }
-    cfg = CounterConfig(**fields)
-    model = build_counter(cfg)
-    state = torch.load(directory / "counter.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.eval(), cfg, meta
+    return load_network(directory, "counter", CounterConfig, build_counter)
 
 
 # ---------------------------------------------------------------- input (shared by training)
@@ -153,12 +140,13 @@ class Counter:
         per_bin = dens.sum((1, 2))  # half a hair at each of a stretch's two ends
         hairs = float(per_bin.sum())
         mean_cal = float(width.sum() / hairs * WIDTH_UNIT_UM) if hairs > 0.5 else None
-        inner = dens.sum(0)[PAD : x.shape[1] - PAD, PAD : x.shape[2] - PAD]
+        total = dens.sum(0)
+        inner = total[PAD:-PAD, PAD:-PAD].copy()
         # Ends on the frame belong to the nearest image pixel; per input pixel for regions.
-        inner[0] += dens.sum(0)[:PAD, PAD:-PAD].sum(0)
-        inner[-1] += dens.sum(0)[-PAD:, PAD:-PAD].sum(0)
-        inner[:, 0] += dens.sum(0)[PAD:-PAD, :PAD].sum(1)
-        inner[:, -1] += dens.sum(0)[PAD:-PAD, -PAD:].sum(1)
+        inner[0] += total[:PAD, PAD:-PAD].sum(0)
+        inner[-1] += total[-PAD:, PAD:-PAD].sum(0)
+        inner[:, 0] += total[PAD:-PAD, :PAD].sum(1)
+        inner[:, -1] += total[PAD:-PAD, -PAD:].sum(1)
         h, w = prob.shape
         per_px = cv2.resize(inner, (w, h), interpolation=cv2.INTER_LINEAR)
         per_px *= inner.sum() / max(float(per_px.sum()), 1e-9)

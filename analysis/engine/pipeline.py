@@ -198,6 +198,7 @@ def analyze_batch(
     probs = seg.predict([p.seg_input for p in preps])
     counter = counting.load_counter(getattr(seg, "device", None))
     per_image_overhead = (time.perf_counter() - t0) / max(len(images), 1)
+    version = model_version(seg)
     out = []
     for p, prob in zip(preps, probs, strict=True):
         t1 = time.perf_counter()
@@ -206,7 +207,7 @@ def analyze_batch(
             prob,
             sex=sex,
             thresholds=thresholds,
-            model_version=model_version(seg),
+            model_version=version,
             with_heatmap=with_heatmap,
             counter=counter,
         )

@@ -98,25 +98,36 @@ def build_model(cfg: SegConfig) -> UNet:
     return UNet(cfg.in_channels, cfg.base, cfg.depth)
 
 
-def save_weights(model: nn.Module, cfg: SegConfig, directory: Path, extra: dict | None = None) -> None:
-    """Weights in fp16 (halves the repo size; inference casts back) plus their config."""
+def save_network(model: nn.Module, cfg, directory: Path, name: str, extra: dict | None = None) -> None:
+    """`name`.pt in fp16 (halves the repo size; inference casts back) and `name`.json with the
+    config dataclass `cfg` plus `extra`."""
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
-    torch.save(state, directory / "unet.pt")
+    torch.save(state, directory / f"{name}.pt")
     meta = asdict(cfg) | (extra or {})
-    (directory / "unet.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+    (directory / f"{name}.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+
+
+def load_network(directory: Path, name: str, config_cls, build) -> tuple[nn.Module, object, dict]:
+    """What save_network wrote: the model built by `build(config)` in eval mode, its config
+    (`config_cls` from the JSON's matching keys) and the whole JSON."""
+    meta = json.loads((directory / f"{name}.json").read_text())
+    fields = {
+        k: (tuple(v) if isinstance(v, list) else v) for k, v in meta.items() if k in config_cls.__dataclass_fields__
+    }
+    cfg = config_cls(**fields)
+    model = build(cfg)
+    state = torch.load(directory / f"{name}.pt", map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval(), cfg, meta
+
+
+def save_weights(model: nn.Module, cfg: SegConfig, directory: Path, extra: dict | None = None) -> None:
+    save_network(model, cfg, directory, "unet", extra)
 
 
 def load_weights(directory: Path) -> tuple[UNet, SegConfig, dict]:
-    meta = json.loads((directory / "unet.json").read_text())
-    fields = {
-        k: (tuple(v) if isinstance(v, list) else v) for k, v in meta.items() if k in SegConfig.__dataclass_fields__
-    }
-    cfg = SegConfig(**fields)
-    model = build_model(cfg)
-    state = torch.load(directory / "unet.pt", map_location="cpu", weights_only=True)
-    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
-    return model.eval(), cfg, meta
+    return load_network(directory, "unet", SegConfig, build_model)
 
 
 # ---------------------------------------------------------------- inference

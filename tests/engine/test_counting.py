@@ -90,5 +90,5 @@ def test_a_counter_in_the_weights_folder_takes_over_count_and_caliber(tmp_path, 
     assert len(v["caliber_histogram_um"]["counts"]) == len(v["caliber_histogram_um"]["edges_um"])
 
 
-def test_without_a_counter_the_hair_graph_counts():
+def test_no_counter_is_loaded_from_a_folder_without_counter_weights():
     assert counting.load_counter("cpu", weights_dir=counting.WEIGHTS_DIR.parent / "no-such-folder") is None
