@@ -126,41 +126,41 @@ class Photo(TenantOwned):
         return {"image/jpeg": "jpg", "image/png": "png"}.get(self.content_type, "bin")
 
 
-class Treatment(TenantOwned):
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="treatments")
+class TreatmentDetails(models.Model):
+    """What a treatment says; a revision keeps the same fields as they were before an edit."""
+
     name = models.CharField(max_length=120)
     dose = models.CharField(max_length=120, blank=True)
     start = models.DateField()
     stop = models.DateField(null=True, blank=True)
     notes = models.TextField(blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self):
+        return f"{self.name} {self.dose}".strip()
+
+
+class Treatment(TenantOwned, TreatmentDetails):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="treatments")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["start"]
 
-    def __str__(self):
-        return f"{self.name} {self.dose}".strip()
 
-
-class TreatmentRevision(TenantOwned):
+class TreatmentRevision(TenantOwned, TreatmentDetails):
     """What a treatment said before each edit (name, dose, dates, notes): treatment records are
     part of the medical record, and a corrected dose or stop date must stay traceable."""
 
     treatment = models.ForeignKey(Treatment, on_delete=models.CASCADE, related_name="revisions")
-    name = models.CharField(max_length=120)
-    dose = models.CharField(max_length=120, blank=True)
-    start = models.DateField()
-    stop = models.DateField(null=True, blank=True)
-    notes = models.TextField(blank=True)
     edited_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     replaced_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["replaced_at"]
-
-    def __str__(self):
-        return f"{self.name} {self.dose}".strip()
 
 
 class ClinicalNote(TenantOwned):

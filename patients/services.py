@@ -16,6 +16,7 @@ from patients.models import (
     Photo,
     SeverityGrade,
     Treatment,
+    TreatmentDetails,
     TreatmentRevision,
     View,
     Visit,
@@ -151,7 +152,7 @@ def photo_scale_set(*, photo: Photo, mm_per_px: float | None, by) -> Photo:
     return photo
 
 
-TREATMENT_FIELDS = ("name", "dose", "start", "stop", "notes")
+TREATMENT_FIELDS = tuple(f.name for f in TreatmentDetails._meta.get_fields())
 
 
 def treatment_update(*, treatment: Treatment, name: str, dose: str, start: date, stop: date | None,
