@@ -133,40 +133,38 @@ class Command(BaseCommand):
                           f"max {times[-1] * 1000:.0f} ms")
 
 
-def _cpu_seconds(master_pid: int) -> float:
-    """User + system CPU of gunicorn's worker processes (children of the master), from /proc."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _processes():
+    """(pid, name, the stat fields after the name) of every readable process, from /proc."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as handle:
-                fields = handle.read().rsplit(")", 1)[1].split()
-        except OSError:
+                name, rest = handle.read().split(" (", 1)[1].rsplit(")", 1)
+        except (OSError, IndexError, ValueError):
             continue
-        if int(fields[1]) == master_pid or int(entry) == master_pid:  # fields[1] is the parent pid
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / ticks
+        yield int(entry), name, rest.split()
+
+
+def _cpu_seconds(master_pid: int) -> float:
+    """User + system CPU of gunicorn's worker processes (children of the master), from /proc."""
+    total = sum(
+        int(fields[11]) + int(fields[12])  # utime, stime
+        for pid, _, fields in _processes()
+        if int(fields[1]) == master_pid or pid == master_pid  # fields[1] is the parent pid
+    )
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _postgres_cpu_seconds() -> float:
     """User + system CPU of every process named postgres, with that of its ended children (a backend
     per connection ends with it): a local server's, and others' queries count too."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total = 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                name, fields = handle.read().split(" (", 1)[1].rsplit(")", 1)
-        except (OSError, IndexError, ValueError):
-            continue
-        if name in {"postgres", "postmaster"}:
-            fields = fields.split()
-            total += sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return total / ticks
+    total = sum(
+        sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
+        for _, name, fields in _processes()
+        if name in {"postgres", "postmaster"}
+    )
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _machine_busy_seconds() -> float:
