@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 import torch
 
+from analysis.engine import phantoms, training
 from analysis.engine import segmentation as seg
-from analysis.engine import training
 
 
 def test_the_unet_keeps_spatial_shape():
@@ -73,3 +73,82 @@ def test_the_classical_baseline_finds_dark_hair_on_light_skin():
     img[48:53, :] = 30
     m = seg.classical_segment(img, 8)
     assert m[50].mean() > 0.9 and m[10].mean() < 0.1
+
+
+# ---------------------------------------------------------------- the device-side predict against the numpy one
+
+
+def _numpy_predict(model, images, tile, overlap=32, batch_tiles=8):
+    """predict() as it was before preprocessing, padding and blending moved onto the model's
+    device (numpy on the CPU), kept here as the reference the new path must reproduce."""
+
+    def tiles(h, w):
+        step = tile - overlap
+        ys = list(range(0, max(h - overlap, 1), step)) if h > tile else [0]
+        xs = list(range(0, max(w - overlap, 1), step)) if w > tile else [0]
+        for y0 in ys:
+            for x0 in xs:
+                yield min(y0, max(h - tile, 0)), min(x0, max(w - tile, 0)), min(tile, h), min(tile, w)
+
+    def ramp(n):
+        return np.clip(np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32) / overlap, 0.05, 1.0)
+
+    jobs, outs = [], []
+    for n, img in enumerate(images):
+        rgb = img[..., ::-1].astype(np.float32) / 255.0
+        x = np.ascontiguousarray(((rgb - rgb.reshape(-1, 3).mean(0)) / max(float(rgb.std()), 0.02)).transpose(2, 0, 1))
+        h, w = x.shape[1:]
+        outs.append((np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)))
+        jobs += [(n, y0, x0, th, tw, x[:, y0 : y0 + th, x0 : x0 + tw]) for y0, x0, th, tw in tiles(h, w)]
+    m = model.multiple
+    for i in range(0, len(jobs), batch_tiles):
+        chunk = jobs[i : i + batch_tiles]
+        th, tw = max(-(-j[3] // m) * m for j in chunk), max(-(-j[4] // m) * m for j in chunk)
+        batch = np.stack([np.pad(j[5], ((0, 0), (0, th - j[3]), (0, tw - j[4])), mode="reflect") for j in chunk])
+        with torch.inference_mode():
+            prob = torch.sigmoid(model(torch.from_numpy(batch)))[:, 0].numpy()
+        for k, (n, y0, x0, h, w, _) in enumerate(chunk):
+            wt = np.outer(ramp(h), ramp(w))
+            outs[n][0][y0 : y0 + h, x0 : x0 + w] += prob[k, :h, :w] * wt
+            outs[n][1][y0 : y0 + h, x0 : x0 + w] += wt
+    return [np.clip(acc / np.maximum(wsum, 1e-6), 0, 1) for acc, wsum in outs]
+
+
+def test_predict_on_the_device_matches_the_numpy_path_tile_for_tile(segmenter, monkeypatch):
+    # Small tiles so that a small field has seams, overlaps and a ragged last tile; the 40x70
+    # image in the same batch is padded far beyond its own size (numpy's repeated reflection).
+    monkeypatch.setattr(seg, "TILE", 128)
+    field = phantoms.trichoscopy_phantom(5, size_px=(300, 260), mm_per_px=0.006).image
+    small = np.random.default_rng(3).integers(0, 255, (40, 70, 3), dtype=np.uint8)
+    new = segmenter.predict([field, small], batch_tiles=3)
+    old = _numpy_predict(segmenter.model, [field, small], tile=128, batch_tiles=3)
+    for a, b in zip(new, old, strict=True):
+        assert a.shape == b.shape and a.dtype == np.float32
+        assert np.abs(a - b).max() < 1e-4
+    assert old[0].max() > 0.9 and old[0].min() < 0.1  # a field with hair and skin, not a blank
+
+
+def test_predict_gives_the_numbers_of_the_numpy_path_on_a_whole_field(segmenter):
+    """The coverage of a 1280x1024 trichoscopy phantom as the numpy path computed it (commit 0d81ee3)."""
+    cov = segmenter.predict([phantoms.trichoscopy_phantom(123, size_px=(1280, 1024), mm_per_px=0.006).image])[0]
+    assert abs(float(cov.astype(np.float64).sum()) - 78540.4427) < 0.5
+    assert abs(float(cov[::101, ::97].astype(np.float64).sum()) - 9.6722375) < 1e-3  # 154 pixels
+
+
+def test_channel_means_are_numpys_float32_means_bit_for_bit():
+    images = [
+        phantoms.trichoscopy_phantom(123, size_px=(1280, 1024), mm_per_px=0.006).image,
+        np.random.default_rng(2).integers(0, 255, (333, 257, 3), dtype=np.uint8),
+    ]
+    for img in images:
+        rgb = img[..., ::-1].astype(np.float32) / 255.0
+        assert np.array_equal(seg.channel_means(img), rgb.reshape(-1, 3).mean(0))
+    exact = (images[0][..., ::-1] / 255.0).reshape(-1, 3).mean(0)
+    assert np.abs(seg.channel_means(images[0]) - exact).max() > 1e-4  # why they are kept: the weights saw these
+
+
+def test_reflect_padding_is_numpys_even_beyond_the_tile():
+    tile = torch.arange(3 * 5 * 2).reshape(3, 5, 2)
+    padded = seg._pad_reflect(tile, 16, 7)
+    assert np.array_equal(padded.numpy(), np.pad(tile.numpy(), ((0, 0), (0, 11), (0, 5)), mode="reflect"))
+    assert seg._pad_reflect(tile, 5, 2) is tile

@@ -147,6 +147,7 @@ def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[
         clock.time("decode, torchvision (GPU path, on CPU)", worker_pipeline._decode_jpegs_torch, [foll_jpeg], "cpu")
         p = clock.time("prepare (quality gate, overlay mask)", engine_pipeline.prepare, img, "trichoscopy", MM_PER_PX)
         clock.time("preprocess (inside predict)", segmentation.preprocess, p.seg_input)
+        clock.time("  of it on the CPU on a GPU: channel means", segmentation.channel_means, p.seg_input)
         if with_network:
             clock.time("network: predict() on CPU", seg.predict, [p.seg_input])
         prob = np.where(p.valid, foll_prob, 0).astype(np.float32)
