@@ -101,7 +101,7 @@ def analysis_from_coverage(
 ) -> ImageAnalysis:
     """An earlier photo's analysis rebuilt from its stored coverage map, for comparing with it:
     no network pass and no heatmap. The map must be at the photo's working resolution."""
-    prepared = prepare(image_bgr, view, mm_per_px)
+    prepared = prepare(image_bgr, view, mm_per_px, for_network=False)
     if coverage.shape[:2] != prepared.work.shape[:2]:
         raise ValueError(f"coverage map {coverage.shape[:2]} is not at the working size {prepared.work.shape[:2]}")
     return measure(prepared, coverage, thresholds=thresholds, with_heatmap=False)

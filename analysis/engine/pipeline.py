@@ -123,7 +123,16 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measures: dict | None = None) -> Prepared:
+def prepare(
+    img: np.ndarray,
+    view: str,
+    mm_per_px: float | None,
+    baseline_measures: dict | None = None,
+    *,
+    for_network: bool = True,
+) -> Prepared:
+    """Quality gate, calibration, working size and scalp mask; with `for_network` also the
+    network's input (`seg_input`), which a photo measured from a stored coverage map does not need."""
     if view not in VIEWS:
         raise ValueError(f"view must be one of {VIEWS}, not {view!r}")
     check_image(img)
@@ -150,7 +159,7 @@ def prepare(img: np.ndarray, view: str, mm_per_px: float | None, baseline_measur
         valid &= ~card
     if view == "trichoscopy":
         valid &= ~device_overlay_mask(work)
-    return Prepared(img.shape, view, work, s, cal, qual, valid, _neutralise(work, valid))
+    return Prepared(img.shape, view, work, s, cal, qual, valid, _neutralise(work, valid) if for_network else None)
 
 
 def _neutralise(work: np.ndarray, valid: np.ndarray) -> np.ndarray:

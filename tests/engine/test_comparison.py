@@ -65,7 +65,7 @@ def test_comparing_two_analyses_gives_what_comparing_the_photos_gives(pair, segm
     assert compare_analyses(b, f).to_dict() == whole.to_dict()
     # The earlier photo rebuilt from its coverage map, as a worker does from the stored one.
     again = analysis_from_coverage(base.image, b.prob, view="trichoscopy", mm_per_px=0.008)
-    assert again.graph is not None and again.heatmap_bgr is None
+    assert again.graph is not None and again.heatmap_bgr is None and again.prepared.seg_input is None
     assert compare_analyses(again, f).to_dict() == whole.to_dict()
     with pytest.raises(ValueError, match="working size"):
         analysis_from_coverage(base.image, b.prob[:-1], view="trichoscopy", mm_per_px=0.008)

@@ -97,3 +97,15 @@ def test_trichoscopy_without_a_scale_counts_but_says_why_density_is_missing(tric
     assert d["hair_count"] > 0 and d["density_per_cm2"] is None and d["mean_caliber_um"] is None
     assert not d["quality"]["ok"] and any("scale" in r for r in d["quality"]["reasons"])
     assert d["calibration"] == {"mm_per_px": None, "tilt_deg": None, "source": "none"}
+
+
+def test_prepare_without_the_network_input_prepares_the_same_photo():
+    from analysis.engine.pipeline import prepare
+
+    img = engine.phantoms.trichoscopy_phantom(8, size_px=(640, 480), mm_per_px=0.006).image
+    full = prepare(img, "trichoscopy", 0.006)
+    bare = prepare(img, "trichoscopy", 0.006, for_network=False)
+    assert not full.valid.all(), "the phantom's date stamp is masked, so the network input differs from the photo"
+    assert full.seg_input is not full.work and bare.seg_input is None
+    assert np.array_equal(bare.valid, full.valid) and np.array_equal(bare.work, full.work)
+    assert bare.quality.to_dict() == full.quality.to_dict() and bare.calibration == full.calibration
