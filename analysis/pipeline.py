@@ -1,4 +1,4 @@
-"""The adapter between workers and the imaging engine: bytes in, JSON-safe results and PNGs out.
+"""The adapter between workers and the imaging engine: bytes in, JSON-safe results and pictures out.
 
 The engine (analysis/engine, no Django) does the measuring: ``analyze_batch``, ``compare_analyses``,
 ``decode_image``, ``load_segmenter``. This module decides the device, decodes (on the GPU when
@@ -58,18 +58,19 @@ class Settings:
 
 @dataclass
 class Outcome:
-    """One photo's analysis, reduced to what is stored: metrics JSON and PNG bytes."""
+    """One photo's analysis, reduced to what is stored: metrics JSON, the heatmap as a JPEG (only
+    looked at) and the coverage map as a lossless PNG (measured again by later comparisons)."""
 
     metrics: dict
     quality_ok: bool
-    heatmap_png: bytes | None = field(repr=False)
+    heatmap_jpeg: bytes | None = field(repr=False)
     mask_png: bytes | None = field(repr=False)
 
 
 @dataclass
 class ComparisonOutcome:
     data: dict
-    change_map_png: bytes | None
+    change_map_jpeg: bytes | None
 
 
 # ---------------------------------------------------------------- decoding
@@ -264,7 +265,7 @@ class Pipeline:
         kept = getattr(self._local, "analyses", None)
         if kept is None:
             return
-        # Stored already (as PNGs); only what a comparison reads stays in memory.
+        # Stored already; only what a comparison reads stays in memory.
         result.heatmap_bgr = None
         if result.prepared is not None:
             result.prepared.seg_input = None
@@ -286,7 +287,7 @@ class Pipeline:
         comparison = compare_analyses(self._earlier(baseline, settings, baseline_coverage_png), later)
         # The homography (follow-up -> baseline, stored pixels) lets the compare view overlay the photos.
         data = {**comparison.to_dict(), "homography": comparison.homography_original_px()}
-        return ComparisonOutcome(_json_safe(data), comparison.change_map_png())
+        return ComparisonOutcome(_json_safe(data), _jpeg(comparison.change_map_bgr))
 
     def _earlier(self, image: np.ndarray, settings: Settings, coverage_png: bytes | None):
         coverage = decode_coverage(coverage_png) if coverage_png else None
@@ -339,8 +340,12 @@ def _outcome(result) -> Outcome:
     metrics = _json_safe(result.to_dict())
     quality = metrics.get("quality") or {}
     coverage = getattr(result, "prob", None)
-    return Outcome(metrics=metrics, quality_ok=bool(quality.get("ok", True)), heatmap_png=result.heatmap_png(),
+    return Outcome(metrics=metrics, quality_ok=bool(quality.get("ok", True)), heatmap_jpeg=_jpeg(result.heatmap_bgr),
                    mask_png=coverage_png(coverage) if coverage is not None else None)
+
+
+def _jpeg(picture: np.ndarray | None) -> bytes | None:
+    return None if picture is None else heatmaps.to_jpeg(picture)
 
 
 def _json_safe(value):

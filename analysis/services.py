@@ -142,13 +142,15 @@ def run_complete(*, run: AnalysisRun, token, model_version: str, outcome, compar
             # Every file is stored before the first row is written: each insert raises the
             # patient's timeline version (a row lock until commit), and with S3 a lock held
             # across uploads would make workers finishing the same patient's photos queue.
-            if outcome.heatmap_png:
-                result.heatmap.name = _store(f"{base}/heatmap.png", outcome.heatmap_png, stored)
+            # Pictures are JPEGs since 26 Nov 2026 (older results keep their .png files, served as such).
+            if outcome.heatmap_jpeg:
+                result.heatmap.name = _store(f"{base}/heatmap.jpg", outcome.heatmap_jpeg, stored)
             if outcome.mask_png:
                 result.mask.name = _store(f"{base}/mask.png", outcome.mask_png, stored)
             for row, (_, comparison) in zip(rows, comparisons.values(), strict=True):
-                if comparison.change_map_png:
-                    row.change_map.name = _store(f"{base}/change-{row.against}.png", comparison.change_map_png, stored)
+                if comparison.change_map_jpeg:
+                    row.change_map.name = _store(f"{base}/change-{row.against}.jpg", comparison.change_map_jpeg,
+                                                 stored)
             result.save()
             for row in rows:
                 row.save()

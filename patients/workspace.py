@@ -309,10 +309,12 @@ def _apply_correction(request, photo, data):
 
 # Files ---------------------------------------------------------------------------------------------
 
-def _png(file_field):
+def _picture(file_field):
+    """A stored heatmap or change map: JPEG since 26 Nov 2026, PNG before (kept as it was stored)."""
     if not file_field:
         raise Http404("Not found")
-    response = FileResponse(file_field.open("rb"), content_type="image/png")
+    kind = "image/png" if file_field.name.lower().endswith(".png") else "image/jpeg"
+    response = FileResponse(file_field.open("rb"), content_type=kind)
     response["Cache-Control"] = "private, max-age=86400"
     return response
 
@@ -322,7 +324,7 @@ def run_heatmap(request, clinic_slug, run_id):
     run = analysis_selectors.get_run(request, run_id)
     require_care_team(request)
     result = getattr(run, "result", None)
-    return _png(result.heatmap if result else None)
+    return _picture(result.heatmap if result else None)
 
 
 @login_required
@@ -330,7 +332,7 @@ def run_change_map(request, clinic_slug, run_id, against):
     run = analysis_selectors.get_run(request, run_id)
     require_care_team(request)
     comparison = run.comparisons.filter(against=against).first()
-    return _png(comparison.change_map if comparison else None)
+    return _picture(comparison.change_map if comparison else None)
 
 
 @login_required

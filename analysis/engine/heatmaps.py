@@ -139,3 +139,16 @@ def to_png(img: np.ndarray) -> bytes:
     if not ok:
         raise RuntimeError("PNG encoding failed")
     return buf.tobytes()
+
+
+JPEG_QUALITY = 90
+
+
+def to_jpeg(img: np.ndarray, quality: int = JPEG_QUALITY) -> bytes:
+    """The pictures as stored by the workers: a 1280x1024 heatmap or change map in about 4 ms
+    and 0.2 MB, against 20-40 ms and 1.4 MB as PNG. They are looked at, never measured again
+    (the coverage map, which is, stays a lossless PNG)."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()

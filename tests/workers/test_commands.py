@@ -123,7 +123,7 @@ def test_benchmark_stages_times_every_stage_and_the_worker_path():
     import json
 
     stages = json.loads(run("benchmark_stages", "--size", "384x320", "--repeats", "1", "--no-network", "--json"))
-    assert {"decode", "prepare (quality gate, overlay mask)", "hair graph", "heatmap render", "heatmap PNG",
+    assert {"decode", "prepare (quality gate, overlay mask)", "hair graph", "heatmap render", "heatmap JPEG",
             "worker analyse (network cached)", "worker compare"} <= set(stages["median_cpu_ms"])
     assert stages["around_network_cpu_ms"] > 0
     through = json.loads(run("benchmark_stages", "--size", "384x320", "--throughput", "2", "--compare", "--json"))

@@ -77,8 +77,10 @@ def test_a_processed_run_has_one_result_and_comparisons_with_baseline_and_previo
     with operator_context():
         result = PhotoResult.objects.get(run=run)
         comparisons = {c.against: c for c in PhotoComparison.objects.filter(run=run)}
-    assert result.metrics["scalp_visibility"] is not None and result.heatmap.name.startswith(
-        f"clinics/{visits.clinic.id}/results/{run.id}/")
+    assert result.metrics["scalp_visibility"] is not None
+    assert result.heatmap.name == f"clinics/{visits.clinic.id}/results/{run.id}/heatmap.jpg"
+    with result.heatmap.open("rb") as picture, result.mask.open("rb") as coverage:
+        assert picture.read(3) == b"\xff\xd8\xff" and coverage.read(4) == b"\x89PNG"  # the map stays lossless
     assert comparisons["baseline"].other_photo_id == base.id
     assert comparisons["previous"].other_photo_id == middle.id
     assert "comparable" in comparisons["baseline"].data and "changes" in comparisons["previous"].data

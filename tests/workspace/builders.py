@@ -37,27 +37,31 @@ def scalp_jpeg(width=320, height=240, seed=0) -> bytes:
     return out.getvalue()
 
 
-def _with_legend(rgb: np.ndarray, left, right) -> bytes:
-    """Like the engine's pictures: the image with a legend band (colour ramp) added below."""
+def _with_legend(rgb: np.ndarray, left, right, fmt="JPEG") -> bytes:
+    """Like the engine's pictures: the image with a legend band (colour ramp) added below, as the
+    workers store it (JPEG) or as they stored it before 26 Nov 2026 (PNG)."""
     h, w = rgb.shape[:2]
     band = np.full((max(12, h // 12), w, 3), 245, dtype=np.uint8)
     ramp = np.linspace(0, 1, w // 2)[None, :, None]
     band[3:-3, w // 4:w // 4 + w // 2] = (np.array(left) * (1 - ramp) + np.array(right) * ramp).astype(np.uint8)
     out = io.BytesIO()
-    Image.fromarray(np.vstack([rgb, band])).save(out, format="PNG")
+    Image.fromarray(np.vstack([rgb, band])).save(out, format=fmt, **({"quality": 90} if fmt == "JPEG" else {}))
     return out.getvalue()
 
 
-def heatmap_png(width=320, height=240, seed=0) -> bytes:
+_EXT = {"JPEG": "jpg", "PNG": "png"}
+
+
+def heatmap_picture(width=320, height=240, seed=0, fmt="JPEG") -> bytes:
     """A coverage heatmap as the engine draws it: the photo blended with red (thin) to green (dense)."""
     rgb = scalp_pixels(width, height, seed).astype(np.float32)
     y, x = np.mgrid[0:height, 0:width]
     thin = np.exp(-(((x - width * 0.55) / width) ** 2 + ((y - height * 0.45) / height) ** 2) * 6)[..., None]
     colour = thin * np.array([220, 60, 50]) + (1 - thin) * np.array([60, 170, 110])
-    return _with_legend((rgb * 0.55 + colour * 0.45).astype(np.uint8), (220, 60, 50), (60, 170, 110))
+    return _with_legend((rgb * 0.55 + colour * 0.45).astype(np.uint8), (220, 60, 50), (60, 170, 110), fmt)
 
 
-def change_map_png(width=320, height=240, seed=0) -> bytes:
+def change_map_picture(width=320, height=240, seed=0, fmt="JPEG") -> bytes:
     """The earlier photo dimmed, lost hair red, new hair green, as the engine's change map."""
     rgb = (scalp_pixels(width, height, seed).astype(np.float32) * 0.6).astype(np.uint8)
     rng = np.random.default_rng(seed + 99)
@@ -65,7 +69,7 @@ def change_map_png(width=320, height=240, seed=0) -> bytes:
         for _ in range(n):
             cx, cy = rng.integers(0, width), rng.integers(0, height)
             rgb[max(0, cy - 5):cy, cx:cx + 2] = colour
-    return _with_legend(rgb, (215, 48, 39), (47, 158, 106))
+    return _with_legend(rgb, (215, 48, 39), (47, 158, 106), fmt)
 
 
 def metrics_for(view: str, factor: float = 1.0, *, quality_ok=True, reasons=(), severity=None) -> dict:
@@ -105,7 +109,8 @@ def comparison_data(base: dict, follow: dict, comparable=True, reasons=()) -> di
             "changes": {m: change(base[m], follow[m], u) for m, u in unc.items()}}
 
 
-def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.Status.DONE, seed=0) -> AnalysisRun:
+def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.Status.DONE, seed=0,
+               fmt="JPEG") -> AnalysisRun:
     """One finished run with its result (call inside operator_context)."""
     now = timezone.now()
     run = AnalysisRun.objects.create(clinic_id=photo.clinic_id, photo=photo, visit_id=photo.visit_id, status=status,
@@ -115,19 +120,19 @@ def add_result(photo: Photo, metrics: dict, *, heatmap=True, status=AnalysisRun.
     result = PhotoResult(clinic_id=photo.clinic_id, run=run, photo=photo, metrics=metrics,
                          quality_ok=metrics["quality"]["ok"])
     if heatmap:
-        result.heatmap.save(f"clinics/{photo.clinic_id}/heatmaps/{run.id}.png", ContentFile(heatmap_png(seed=seed)),
-                            save=False)
+        result.heatmap.save(f"clinics/{photo.clinic_id}/results/{run.id}/heatmap.{_EXT[fmt]}",
+                            ContentFile(heatmap_picture(seed=seed, fmt=fmt)), save=False)
     result.save()
     return run
 
 
 def add_comparison(run: AnalysisRun, against: str, other: Photo, data: dict, change_map=True,
-                   seed=0) -> PhotoComparison:
+                   seed=0, fmt="JPEG") -> PhotoComparison:
     comparison = PhotoComparison(clinic_id=run.clinic_id, run=run, photo_id=run.photo_id, against=against,
                                  other_photo=other, data=data)
     if change_map and data["comparable"]:
-        comparison.change_map.save(f"clinics/{run.clinic_id}/changes/{run.id}-{against}.png",
-                                   ContentFile(change_map_png(seed=seed)), save=False)
+        comparison.change_map.save(f"clinics/{run.clinic_id}/results/{run.id}/change-{against}.{_EXT[fmt]}",
+                                   ContentFile(change_map_picture(seed=seed, fmt=fmt)), save=False)
     comparison.save()
     return comparison
 
@@ -148,7 +153,8 @@ def build_history(patient: Patient, *, visits: int = 4, views=DEFAULT_VIEWS, wit
                   trend=(1.0, 0.93, 0.89, 0.95, 0.98), grades=True, notes=True, treatments=True,
                   not_comparable_last=False) -> list[Visit]:
     """A patient with `visits` analysed visits, comparisons against baseline and previous, grades,
-    notes and a treatment started after the second visit."""
+    notes and a treatment started after the second visit. The last visit's pictures are JPEGs, the
+    earlier visits' PNGs, as results stored before and after 26 Nov 2026 are."""
     start = datetime.date.today() - datetime.timedelta(days=30 * months_apart * (visits - 1))
     out = []
     with operator_context():
@@ -165,16 +171,17 @@ def build_history(patient: Patient, *, visits: int = 4, views=DEFAULT_VIEWS, wit
                 m = metrics_for(view, factor, quality_ok=not flagged, severity=severity,
                                 reasons=["Out of focus: sharpness 38% of this view's baseline; retake"] if flagged
                                 else ())
-                run = add_result(photo, m, heatmap=with_files, seed=i * 10 + j)
+                fmt = "JPEG" if i == visits - 1 else "PNG"
+                run = add_result(photo, m, heatmap=with_files, seed=i * 10 + j, fmt=fmt)
                 if i > 0:
                     last = not_comparable_last and i == visits - 1 and view == View.HAIRLINE
                     reasons = ["Camera tilted 14° more than at baseline", "Hair wet"] if last else ()
                     add_comparison(run, "baseline", first_photos[view],
                                    comparison_data(first_metrics[view], m, not last, reasons), change_map=with_files,
-                                   seed=j)
+                                   seed=j, fmt=fmt)
                     add_comparison(run, "previous", prev_photos[view],
                                    comparison_data(prev_metrics[view], m, not last, reasons), change_map=with_files,
-                                   seed=(i - 1) * 10 + j)
+                                   seed=(i - 1) * 10 + j, fmt=fmt)
                 else:
                     first_photos[view], first_metrics[view] = photo, m
                 prev_photos[view], prev_metrics[view] = photo, m

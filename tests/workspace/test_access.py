@@ -44,6 +44,21 @@ def test_it_serves_the_care_team_and_refuses_the_rest(history, urls, login, clie
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
+def test_pictures_are_served_as_stored_jpeg_now_and_png_from_before(history, login):
+    client = login(history.users["clinician"])
+    slug = history.clinic_a.slug
+    for visit, kind, magic in ((history.visits[-1], "image/jpeg", b"\xff\xd8\xff"), (history.visits[1], "image/png",
+                                                                                    b"\x89PNG")):
+        with operator_context():
+            run = AnalysisRun.objects.filter(photo__visit=visit, comparisons__against="baseline",
+                                             comparisons__data__comparable=True).first()
+        for url in (reverse("run_heatmap", args=[slug, run.id]), reverse("run_change_map", args=[slug, run.id,
+                                                                                                  "baseline"])):
+            response = client.get(url)
+            assert response.status_code == 200 and response["Content-Type"] == kind, url
+            assert b"".join(response.streaming_content).startswith(magic)
+
+
 def test_a_thumbnail_is_served_to_whoever_may_see_the_photo(history, urls, login, client):
     url = urls["thumb"]
     for role in READ:  # the care team and the patient who owns the photo (their portal shows it)

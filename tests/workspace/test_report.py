@@ -68,3 +68,17 @@ def test_it_renders_in_under_two_seconds(report_world, login):
     started = time.perf_counter()
     _get(client, report_world)
     assert time.perf_counter() - started < 2.0
+
+
+def test_it_embeds_the_jpeg_heatmaps_and_the_png_ones_stored_before(report_world, login):
+    from analysis.models import PhotoResult
+
+    client = login(report_world.users["clinician"])
+    for visit, ext in ((report_world.visits[-1], ".jpg"), (report_world.visits[1], ".png")):
+        with operator_context():
+            names = [r.heatmap.name for r in PhotoResult.objects.filter(photo__visit=visit)]
+        assert names and all(name.endswith(ext) for name in names), names
+        url = reverse("visit_report", args=[report_world.clinic_a.slug, visit.id])
+        text, reader = _text(client.get(url).content)
+        assert "image unavailable" not in text
+        assert sum(len(page.images) for page in reader.pages) >= len(names)

@@ -54,7 +54,7 @@ def _claimed_run(world):
 
 def _outcome(density):
     metrics = builders.metrics_for("crown", 1.0)
-    return SimpleNamespace(metrics={**metrics, "density_per_cm2": density}, quality_ok=True, heatmap_png=None,
+    return SimpleNamespace(metrics={**metrics, "density_per_cm2": density}, quality_ok=True, heatmap_jpeg=None,
                            mask_png=None)
 
 

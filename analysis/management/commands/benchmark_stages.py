@@ -9,8 +9,8 @@ machine shared with other jobs, where wall time does not. The medians over ``--r
 
 The stages are the ones a worker runs for one follow-up photo: decode the stored JPEG, the engine's
 ``prepare`` (quality gate, device-overlay mask), ``preprocess`` and the network (CPU here; on a GPU
-worker the network is the GPU's share), the hair graph and the rest of ``measure``, the heatmap and
-both PNGs, and the comparison with the baseline exactly as ``analysis.pipeline.Pipeline`` does it in
+worker the network is the GPU's share), the hair graph and the rest of ``measure``, the heatmap JPEG
+and the coverage PNG, and the comparison with the baseline exactly as ``analysis.pipeline.Pipeline`` does it in
 a worker (earlier photo read again, its stored coverage map reused, so no network pass). The
 ``worker analyse`` and ``worker compare`` lines time the real worker calls with the network's output
 taken from the per-message cache: their sum plus decode is the CPU cost per photo around the network.
@@ -154,7 +154,7 @@ def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[
         clock.time("hair graph", metrics.build_hair_graph, prob, p.mm_per_px_work)
         clock.time("measure without heatmap", engine_pipeline.measure, p, foll_prob, with_heatmap=False)
         heat = clock.time("heatmap render", heatmaps.coverage_heatmap, p.work, prob, p.mm_per_px_work, p.valid)
-        clock.time("heatmap PNG", heatmaps.to_png, heat)
+        clock.time("heatmap JPEG", heatmaps.to_jpeg, heat)
         clock.time("coverage PNG (worker)", worker_pipeline.coverage_png, foll_prob)
         with pipe.scope():
             clock.time("worker analyse (network cached)", pipe.analyze, [img], [settings])
@@ -192,7 +192,7 @@ class _Replay:
 
 def throughput(n, device, processes, threads, batch_size, compare, size=(1280, 1024)) -> dict:
     """N follow-up photos through what a GPU worker does per message, without database or broker:
-    decode (nvJPEG on CUDA), analyse (shared batched network, metrics, heatmap, PNGs) and, with
+    decode (nvJPEG on CUDA), analyse (shared batched network, metrics, heatmap JPEG, coverage PNG) and, with
     `compare`, the comparison with the baseline from its stored coverage map. `processes` ×
     `threads` like ``analysis_worker --gpu --processes P --threads T``; one photo per message."""
     import multiprocessing
