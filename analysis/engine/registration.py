@@ -31,26 +31,72 @@ def _prep(img: np.ndarray) -> tuple[np.ndarray, float]:
     return g, s
 
 
+def features(img: np.ndarray, n_features: int = 4000) -> tuple[tuple, np.ndarray | None, float]:
+    """ORB keypoints and descriptors of an image (or coverage map) prepared by `_prep`, and its scale."""
+    g, s = _prep(img)
+    keypoints, descriptors = cv2.ORB_create(n_features, scaleFactor=1.2, nlevels=8, fastThreshold=10).detectAndCompute(
+        g, None
+    )
+    return keypoints, descriptors, s
+
+
 def register(baseline: np.ndarray, followup: np.ndarray, n_features: int = 4000) -> Registration:
     """Homography mapping follow-up pixels onto baseline pixels (images or coverage maps)."""
-    gb, sb = _prep(baseline)
-    gf, sf = _prep(followup)
-    orb = cv2.ORB_create(n_features, scaleFactor=1.2, nlevels=8, fastThreshold=10)
-    kb, db = orb.detectAndCompute(gb, None)
-    kf, df = orb.detectAndCompute(gf, None)
+    kb, db, sb = features(baseline, n_features)
+    kf, df, sf = features(followup, n_features)
     if db is None or df is None or len(kb) < MIN_INLIERS or len(kf) < MIN_INLIERS:
         return Registration(False, None, 0, "too few distinctive details to align the photos")
-    matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(df, db, k=2)
-    good = [m[0] for m in matches if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
-    if len(good) < MIN_INLIERS:
-        return Registration(False, None, len(good), "the photos show different areas (no matching details)")
-    src = np.float32([kf[m.queryIdx].pt for m in good]) / sf
-    dst = np.float32([kb[m.trainIdx].pt for m in good]) / sb
+    query, train = ratio_matches(df, db)
+    if len(query) < MIN_INLIERS:
+        return Registration(False, None, len(query), "the photos show different areas (no matching details)")
+    src = np.float32([kf[i].pt for i in query]) / sf
+    dst = np.float32([kb[i].pt for i in train]) / sb
     hm, inl = cv2.findHomography(src, dst, cv2.USAC_MAGSAC, 4.0 / min(sb, sf), maxIters=5000, confidence=0.999)
     n = int(inl.sum()) if inl is not None else 0
     if hm is None or n < MIN_INLIERS or not _plausible(hm, followup.shape):
         return Registration(False, None, n, "the photos could not be aligned reliably")
     return Registration(True, hm, n)
+
+
+_matching_device: str | None = None
+
+
+def set_matching_device(device: str | None) -> None:
+    """Match descriptors on this torch device ("cuda" in a GPU worker) instead of OpenCV's
+    brute-force matcher on the CPU: the same matches, without the 75-200 ms of one core that
+    4000 x 4000 Hamming distances cost."""
+    global _matching_device
+    _matching_device = device
+
+
+def ratio_matches(df: np.ndarray, db: np.ndarray, device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Indices (follow-up, baseline) of each follow-up descriptor's nearest baseline descriptor
+    (Hamming), kept when it is clearly nearer than the second nearest (Lowe's ratio 0.8)."""
+    device = device or _matching_device
+    if device is not None and len(db) >= 2:
+        return _ratio_matches_torch(df, db, device)
+    matches = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(df, db, k=2)
+    good = [m[0] for m in matches if len(m) == 2 and m[0].distance < 0.8 * m[1].distance]
+    return np.array([m.queryIdx for m in good], np.intp), np.array([m.trainIdx for m in good], np.intp)
+
+
+def _ratio_matches_torch(df, db, device):
+    """The same matches as the brute-force matcher: Hamming distances from one matrix product of
+    the descriptors' bits as +-1 (exact in any float format: integers up to 256). Where the ratio
+    test passes, the nearest is strictly nearest, so its index cannot depend on tie order."""
+    import torch
+
+    def signs(d):
+        bits = torch.from_numpy(np.ascontiguousarray(d)).to(device)[..., None] >> torch.arange(8, device=device)
+        signs = (1 - 2 * (bits & 1)).reshape(len(d), -1)
+        return signs.to(torch.float16 if device.startswith("cuda") else torch.float32)
+
+    sf, sb = signs(df), signs(db)
+    distance = (sf.shape[1] - sf @ sb.T) / 2
+    nearest = torch.topk(distance, 2, dim=1, largest=False)
+    d = nearest.values.float().cpu().numpy().astype(np.float64)
+    keep = np.flatnonzero(d[:, 0] < 0.8 * d[:, 1])
+    return keep.astype(np.intp), nearest.indices[:, 0].cpu().numpy()[keep].astype(np.intp)
 
 
 def _plausible(hm, shape) -> bool:

@@ -92,6 +92,21 @@ def test_on_cuda_the_network_gets_large_tile_batches():
     assert len(BatchingSegmenter(cpu).predict([np.zeros((4, 4, 3), np.uint8)])) == 1
 
 
+def test_a_cuda_pipeline_matches_registration_features_on_the_gpu(monkeypatch):
+    from analysis.engine import registration
+
+    class CudaLike(FakeSegmenter):
+        device = "cuda:1"
+
+    monkeypatch.setattr(registration, "_matching_device", None)
+    monkeypatch.setattr(pipeline, "_load_segmenter", lambda device: FakeSegmenter(delay=0))
+    pipeline.Pipeline("cpu")
+    assert registration._matching_device is None
+    monkeypatch.setattr(pipeline, "_load_segmenter", lambda device: CudaLike(delay=0))
+    pipeline.Pipeline("cuda:1")
+    assert registration._matching_device == "cuda:1"
+
+
 def test_threads_sharing_the_network_get_the_same_results_as_one_thread_alone():
     from analysis.batching import share_segmenter
 

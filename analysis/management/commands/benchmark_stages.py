@@ -126,7 +126,7 @@ class _Clock:
 
 def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[float]]:
     from analysis import pipeline as worker_pipeline
-    from analysis.engine import heatmaps, metrics, segmentation
+    from analysis.engine import heatmaps, metrics, registration, segmentation
     from analysis.engine import pipeline as engine_pipeline
 
     settings = worker_pipeline.Settings(view="trichoscopy", mm_per_px=MM_PER_PX, sex=None)
@@ -139,7 +139,9 @@ def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[
     prep = engine_pipeline.prepare(foll_img, "trichoscopy", MM_PER_PX)
     foll_prob = seg.predict([prep.seg_input])[0]
     base_prep = engine_pipeline.prepare(base_img, "trichoscopy", MM_PER_PX)
-    base_cov_png = worker_pipeline.coverage_png(seg.predict([base_prep.seg_input])[0])
+    base_prob = seg.predict([base_prep.seg_input])[0]
+    base_cov_png = worker_pipeline.coverage_png(base_prob)
+    descriptors = [registration.features(prob)[1] for prob in (foll_prob, base_prob)]
     # In the worker calls the network is replaced by its output, as a GPU pass would hand it over.
     pipe.segmenter.inner = _Replay(seg, prep.seg_input, foll_prob)
     for _ in range(repeats):
@@ -147,7 +149,7 @@ def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[
         clock.time("decode, torchvision (GPU path, on CPU)", worker_pipeline._decode_jpegs_torch, [foll_jpeg], "cpu")
         p = clock.time("prepare (quality gate, overlay mask)", engine_pipeline.prepare, img, "trichoscopy", MM_PER_PX)
         clock.time("preprocess (inside predict)", segmentation.preprocess, p.seg_input)
-        clock.time("  of it on the CPU on a GPU: channel means", segmentation.channel_means, p.seg_input)
+        clock.time("  of it: channel means (CPU on a GPU)", segmentation.channel_means, p.seg_input)
         if with_network:
             clock.time("network: predict() on CPU", seg.predict, [p.seg_input])
         prob = np.where(p.valid, foll_prob, 0).astype(np.float32)
@@ -156,6 +158,8 @@ def _time_stages(base_jpeg, foll_jpeg, repeats, with_network) -> dict[str, list[
         heat = clock.time("heatmap render", heatmaps.coverage_heatmap, p.work, prob, p.mm_per_px_work, p.valid)
         clock.time("heatmap JPEG", heatmaps.to_jpeg, heat)
         clock.time("coverage PNG (worker)", worker_pipeline.coverage_png, foll_prob)
+        clock.time("registration (coverage maps)", registration.register, base_prob, foll_prob)
+        clock.time("  of it: matching (GPU on a GPU worker)", registration.ratio_matches, *descriptors)
         with pipe.scope():
             clock.time("worker analyse (network cached)", pipe.analyze, [img], [settings])
             clock.time("worker compare", _worker_compare, pipe, base_jpeg, base_cov_png, img, settings)
