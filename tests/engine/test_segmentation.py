@@ -78,20 +78,13 @@ def test_the_classical_baseline_finds_dark_hair_on_light_skin():
 # ---------------------------------------------------------------- the device-side predict against the numpy one
 
 
-def _numpy_predict(model, images, tile, overlap=32, batch_tiles=8):
+def _numpy_predict(model, images, batch_tiles=8):
     """predict() as it was before preprocessing, padding and blending moved onto the model's
-    device (numpy on the CPU), kept here as the reference the new path must reproduce."""
-
-    def tiles(h, w):
-        step = tile - overlap
-        ys = list(range(0, max(h - overlap, 1), step)) if h > tile else [0]
-        xs = list(range(0, max(w - overlap, 1), step)) if w > tile else [0]
-        for y0 in ys:
-            for x0 in xs:
-                yield min(y0, max(h - tile, 0)), min(x0, max(w - tile, 0)), min(tile, h), min(tile, w)
+    device (numpy on the CPU), kept here as the reference the new path must reproduce. The tile
+    layout did not move, so it is the module's."""
 
     def ramp(n):
-        return np.clip(np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32) / overlap, 0.05, 1.0)
+        return np.clip(np.minimum(np.arange(n) + 1, np.arange(n)[::-1] + 1).astype(np.float32) / seg.OVERLAP, 0.05, 1.0)
 
     jobs, outs = [], []
     for n, img in enumerate(images):
@@ -99,7 +92,7 @@ def _numpy_predict(model, images, tile, overlap=32, batch_tiles=8):
         x = np.ascontiguousarray(((rgb - rgb.reshape(-1, 3).mean(0)) / max(float(rgb.std()), 0.02)).transpose(2, 0, 1))
         h, w = x.shape[1:]
         outs.append((np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)))
-        jobs += [(n, y0, x0, th, tw, x[:, y0 : y0 + th, x0 : x0 + tw]) for y0, x0, th, tw in tiles(h, w)]
+        jobs += [(n, y0, x0, th, tw, x[:, y0 : y0 + th, x0 : x0 + tw]) for y0, x0, th, tw in seg._tiles(h, w)]
     m = model.multiple
     for i in range(0, len(jobs), batch_tiles):
         chunk = jobs[i : i + batch_tiles]
@@ -121,7 +114,7 @@ def test_predict_on_the_device_matches_the_numpy_path_tile_for_tile(segmenter, m
     field = phantoms.trichoscopy_phantom(5, size_px=(300, 260), mm_per_px=0.006).image
     small = np.random.default_rng(3).integers(0, 255, (40, 70, 3), dtype=np.uint8)
     new = segmenter.predict([field, small], batch_tiles=3)
-    old = _numpy_predict(segmenter.model, [field, small], tile=128, batch_tiles=3)
+    old = _numpy_predict(segmenter.model, [field, small], batch_tiles=3)
     for a, b in zip(new, old, strict=True):
         assert a.shape == b.shape and a.dtype == np.float32
         assert np.abs(a - b).max() < 1e-4
