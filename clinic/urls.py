@@ -28,6 +28,11 @@ clinic_patterns = [
     path("visits/<uuid:visit_id>/report.pdf", workspace.visit_report, name="visit_report"),
     path("photos/<uuid:photo_id>/correct/", workspace.photo_correct, name="photo_correct"),
     path("photos/<uuid:photo_id>/thumb.jpg", workspace.photo_thumb, name="photo_thumb"),
+    # The .png paths are the pictures' addresses from before they became JPEGs (26 Nov 2026):
+    # pages and bookmarks made then still find them. They come first, or "change-<against>"
+    # would take "baseline.png" for the comparison's name.
+    path("runs/<uuid:run_id>/heatmap.png", workspace.run_heatmap),
+    path("runs/<uuid:run_id>/change-<str:against>.png", workspace.run_change_map),
     path("runs/<uuid:run_id>/heatmap", workspace.run_heatmap, name="run_heatmap"),
     path("runs/<uuid:run_id>/change-<str:against>", workspace.run_change_map, name="run_change_map"),
 ]

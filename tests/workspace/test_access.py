@@ -47,13 +47,15 @@ def test_it_serves_the_care_team_and_refuses_the_rest(history, urls, login, clie
 def test_pictures_are_served_as_stored_jpeg_now_and_png_from_before(history, login):
     client = login(history.users["clinician"])
     slug = history.clinic_a.slug
-    for visit, kind, magic in ((history.visits[-1], "image/jpeg", b"\xff\xd8\xff"), (history.visits[1], "image/png",
-                                                                                    b"\x89PNG")):
+    stored = {history.visits[-1]: ("image/jpeg", b"\xff\xd8\xff"), history.visits[1]: ("image/png", b"\x89PNG")}
+    for visit, (kind, magic) in stored.items():
         with operator_context():
             run = AnalysisRun.objects.filter(photo__visit=visit, comparisons__against="baseline",
                                              comparisons__data__comparable=True).first()
-        for url in (reverse("run_heatmap", args=[slug, run.id]), reverse("run_change_map", args=[slug, run.id,
-                                                                                                  "baseline"])):
+        heatmap = reverse("run_heatmap", args=[slug, run.id])
+        change_map = reverse("run_change_map", args=[slug, run.id, "baseline"])
+        # ... and at the .png addresses the pictures had before they became JPEGs.
+        for url in (heatmap, change_map, heatmap + ".png", change_map + ".png"):
             response = client.get(url)
             assert response.status_code == 200 and response["Content-Type"] == kind, url
             assert b"".join(response.streaming_content).startswith(magic)
