@@ -127,9 +127,9 @@ def _decode_jpegs_torch(blobs: list[bytes], device: str) -> list[np.ndarray | No
                 images.append(decode_jpeg(t, mode=ImageReadMode.RGB, device=device))
             except RuntimeError:
                 images.append(None)
-    # CHW RGB on the device -> HWC BGR in host memory, which is what the engine takes.
-    return [None if im is None else np.ascontiguousarray(im.flip(0).permute(1, 2, 0).cpu().numpy())
-            for im in images]
+    # CHW RGB on the device -> HWC BGR in host memory, which is what the engine takes. The
+    # transposition happens on the device: done by the CPU after the copy it costs 2-4 ms per photo.
+    return [None if im is None else im.flip(0).permute(1, 2, 0).contiguous().cpu().numpy() for im in images]
 
 
 # ---------------------------------------------------------------- the pipeline
