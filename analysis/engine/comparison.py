@@ -25,6 +25,8 @@ PRESENT_PROB = 0.15  # low: a faint hair the other photo half-segmented is still
 CONFIDENT_PROB = 0.75
 MIN_JUDGED_MM = 0.08  # shorter pieces are fragments of a hair, not evidence of change
 MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
+CHANGED_RUN_MM = 0.2  # a stretch of a hair this long missing from the other photo is a change
+EVIDENCE_SEEN = 0.5  # the other photo's pixels still show this share of the hair's contrast: doubt
 Z = 2.0  # flag change beyond about 95% of the measurement noise
 METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
 
@@ -121,6 +123,12 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
     )
     reasons = [f"baseline: {r}" for r in base.prepared.quality.reasons] + [f"follow-up: {r}" for r in fq.reasons]
     serious = {"focus", "resolution", "no_scale", "match_exposure", "match_tilt", "match_distance", "match_focus"}
+    if view == "trichoscopy":
+        # Hairs are matched on coverage maps, which the network computes after removing each
+        # photo's exposure, and on contrast relative to the local background: a brighter or
+        # darker follow-up is worth a retake hint, but it is measured, and its noise is in the
+        # repeatability, so it does not make the photos incomparable.
+        serious.discard("match_exposure")
     comparable = not (set(base.prepared.quality.codes + fq.codes) & serious)
     reg = _register(base, foll, view)
     if not reg.ok:
@@ -198,15 +206,21 @@ def _presence(chain_pixels: list[np.ndarray], other_mask: np.ndarray, region: np
 
 def _chain_pixels(g: metrics.HairGraph) -> list[np.ndarray]:
     """Centre-line pixels (x, y) of each hair, in row-major order."""
-    ys, xs = np.nonzero(g.labels)
     chain_of = np.full(int(g.labels.max()) + 1, -1, np.int64)
     for b, i in g.chain_of_branch.items():
         chain_of[b] = i
-    chain = chain_of[g.labels[ys, xs]]
-    order = np.argsort(chain, kind="stable")  # keeps the row-major order within each hair
-    splits = np.searchsorted(chain[order], np.arange(len(g.chains) + 1))
+    return _pixels_by_label(g.labels, chain_of)[: len(g.chains)]
+
+
+def _pixels_by_label(labels, group_of_label) -> list[np.ndarray]:
+    """Pixels (x, y) of each group of labels (group_of_label[label], -1 for none), row-major
+    within each group; one list entry per group id 0 .. max."""
+    ys, xs = np.nonzero(labels)
+    group = group_of_label[labels[ys, xs]]
+    order = np.argsort(group, kind="stable")  # keeps the row-major order within each group
+    splits = np.searchsorted(group[order], np.arange(int(group_of_label.max()) + 2))
     xy = np.stack([xs[order], ys[order]], 1)
-    return [xy[splits[i] : splits[i + 1]] for i in range(len(g.chains))]
+    return [xy[splits[i] : splits[i + 1]] for i in range(int(group_of_label.max()) + 1)]
 
 
 def _hair_changes(base, foll, hm, overlap, fprob, sigma):
@@ -228,15 +242,23 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     mm = base.prepared.mm_per_px_work or 0.008
     long_b = (base.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
     long_f = (foll.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
-    lost = [i for i, p in enumerate(pres_b) if p is not None and p < PRESENT_FRACTION and long_b[i]]
-    gained = [i for i, p in enumerate(pres_f) if p is not None and p < PRESENT_FRACTION and long_f[i]]
-    # Hairs whose presence is borderline are the matching's own noise: each adds a variance of
-    # about a quarter of a hair.
-    amb = sum(1 for p in pres_b + pres_f if p is not None and 0.25 <= p <= 0.75)
+    contrast = _PairContrast(base, foll, hm)
+    lost, lost_doubt = _missing_hairs(
+        base.graph, bpix, pres_b, long_b, fmask, overlap, base.prob, mm, contrast.baseline_seen_in_followup
+    )
+    gained, gained_doubt = _missing_hairs(
+        foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_seen_in_baseline
+    )
+    # Hairs whose presence is borderline, and candidates that the other photo still shows, are
+    # the matching's own noise: each adds a variance of about a quarter of a hair.
+    amb = sum(1 for p in pres_b + pres_f if p is not None and 0.25 <= p <= 0.75) + lost_doubt + gained_doubt
     amb += sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
     amb += sum(1 for p, ok in zip(pres_f, long_f, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
-    nf_est = nb - len(lost) + len(gained)
-    extra = (100.0 * np.sqrt(0.25 * amb) / max(nb, 1)) ** 2
+    # Short fragments and faint pieces count in the baseline but can never be judged lost, so the
+    # share lost is taken over the hairs that could have been judged.
+    n_judged = sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and ok)
+    nf_est = nb * (1 + (len(gained) - len(lost)) / max(n_judged, 1))
+    extra = (100.0 * np.sqrt(0.25 * amb) / max(n_judged, 1)) ** 2
     mm = base.prepared.mm_per_px_work
     area_cm2 = overlap.sum() * mm * mm / 100 if mm else None
     cal_b = _mean_caliber(base.graph, pres_b, mm)
@@ -254,10 +276,100 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
         "mean_caliber_um": _change(cal_b, cal_f, sigma["mean_caliber_um"]),
         "scalp_visibility": _change(vis_b, vis_f, sigma["scalp_visibility"]),
     }
-    lost_mask = _paint(base.graph, lost, (bh, bw))
-    gained_f = _paint(foll.graph, gained, (fh, fw)).astype(np.uint8)
+    lost_mask = _paint(lost, (bh, bw))
+    gained_f = _paint(gained, (fh, fw)).astype(np.uint8)
     gained_mask = cv2.warpPerspective(gained_f, hm, (bw, bh), flags=cv2.INTER_NEAREST) > 0
     return changes, lost_mask, gained_mask
+
+
+def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob, mm, seen_in_other):
+    """The hairs of one photo that the other photo does not show, each as its missing centre-line
+    pixels, and how many candidates were left as doubtful.
+
+    A hair is missing when most of its centre line has no hair in the other photo, or when a
+    stretch of at least CHANGED_RUN_MM does: the skeleton sometimes chains a lost hair to a
+    neighbour through a crossing, and the whole chain then still looks present. Either way, the
+    other photo's own pixels get the last word: where they still show the hair's contrast, the
+    network missed a faint hair there (light, blur), which is doubt, not change."""
+    branch_pix = _pixels_by_label(graph.labels, np.arange(int(graph.labels.max()) + 1))
+    missing, doubtful = [], 0
+    for i, chain in enumerate(graph.chains):
+        if presence[i] is None:
+            continue
+        if presence[i] < PRESENT_FRACTION:
+            if not judged[i]:
+                continue  # faint or fragmentary: already counted as doubt by the caller
+            pts = chain_pix[i][region[chain_pix[i][:, 1], chain_pix[i][:, 0]]]
+        else:
+            pts = _missing_stretch(chain, branch_pix, other_mask, region)
+            if len(pts) * mm < CHANGED_RUN_MM or prob[pts[:, 1], pts[:, 0]].mean() < CONFIDENT_PROB:
+                continue
+        if seen_in_other(pts) >= EVIDENCE_SEEN:
+            doubtful += 1
+        else:
+            missing.append(pts)
+    return missing, doubtful
+
+
+def _missing_stretch(chain, branch_pix, other_mask, region) -> np.ndarray:
+    """Centre-line pixels of the chain's branches that the other photo's hair mask mostly misses."""
+    parts = []
+    for b in chain:
+        pts = branch_pix[b]
+        pts = pts[region[pts[:, 1], pts[:, 0]]]
+        if len(pts) >= 3 and other_mask[pts[:, 1], pts[:, 0]].mean() < PRESENT_FRACTION:
+            parts.append(pts)
+    return np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+
+
+class _PairContrast:
+    """How much of a hair's own contrast the other photo still shows along its centre line,
+    computed from both photos' pixels only when a candidate change needs it."""
+
+    def __init__(self, base, foll, hm):
+        self._base, self._foll, self._hm = base, foll, hm
+        self._maps = None
+
+    def _build(self):
+        if self._maps is None:
+            b, f, hm = self._base, self._foll, self._hm
+            (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
+            bc, fc = _thin_contrast(b.prepared.work, b.prob), _thin_contrast(f.prepared.work, f.prob)
+            fc_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fc)
+            bc_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bc)
+            self._maps = bc, fc_in_b, fc, bc_in_f
+        return self._maps
+
+    def baseline_seen_in_followup(self, pts) -> float:
+        bc, fc_in_b, _, _ = self._build()
+        return _contrast_kept(pts, bc, fc_in_b)
+
+    def followup_seen_in_baseline(self, pts) -> float:
+        _, _, fc, bc_in_f = self._build()
+        return _contrast_kept(pts, fc, bc_in_f)
+
+
+def _thin_contrast(img_bgr, prob):
+    """Relative depth of thin dark and thin light structures (black-hat and top-hat over the
+    local background, both divided by it): exposure cancels, so two photos can be compared."""
+    grey = img_bgr.astype(np.float32).mean(axis=2) + 1.0
+    dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
+    half = float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
+    kernel = np.ones((2 * int(np.ceil(2 * half)) + 3,) * 2, np.uint8)  # wider than the thickest hair
+    closed = cv2.morphologyEx(grey, cv2.MORPH_CLOSE, kernel)
+    opened = cv2.morphologyEx(grey, cv2.MORPH_OPEN, kernel)
+    return (closed - grey) / closed, (grey - opened) / opened
+
+
+def _contrast_kept(pts, own, other) -> float:
+    """Median contrast along the centre line in the other photo over that in the hair's own
+    photo, on the side (dark or light hair) that the own photo shows."""
+    (own_dark, own_light), (other_dark, other_light) = own, other
+    ys, xs = pts[:, 1], pts[:, 0]
+    dark, light = float(np.median(own_dark[ys, xs])), float(np.median(own_light[ys, xs]))
+    if dark >= light:
+        return float(np.median(other_dark[ys, xs])) / max(dark, 1e-3)
+    return float(np.median(other_light[ys, xs])) / max(light, 1e-3)
 
 
 def _confident(chain_pixels, prob) -> np.ndarray:
@@ -276,13 +388,11 @@ def _mean_caliber(g, presence, mm):
     return float(np.mean(g.caliber_px[sel]) * mm * 1000) if sel else None
 
 
-def _paint(g, chain_ids, shape):
+def _paint(pixel_sets, shape):
     m = np.zeros(shape, np.uint8)
-    branches = [b for i in chain_ids for b in g.chains[i]]
-    if branches:
-        m[np.isin(g.labels, branches)] = 1
-        m = cv2.dilate(m, np.ones((3, 3), np.uint8))
-    return m > 0
+    for pts in pixel_sets:
+        m[pts[:, 1], pts[:, 0]] = 1
+    return cv2.dilate(m, np.ones((3, 3), np.uint8)) > 0
 
 
 def _coverage_changes(base, fprob, overlap, sigma):

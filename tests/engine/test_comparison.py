@@ -69,3 +69,79 @@ def test_comparing_two_analyses_gives_what_comparing_the_photos_gives(pair, segm
     assert compare_analyses(again, f).to_dict() == whole.to_dict()
     with pytest.raises(ValueError, match="working size"):
         analysis_from_coverage(base.image, b.prob[:-1], view="trichoscopy", mm_per_px=0.008)
+
+
+def _one_photo_graph(lines, width=5):
+    from analysis.engine import metrics
+
+    from .conftest import lines_coverage
+
+    prob = lines_coverage(lines, width)
+    return prob, metrics.build_hair_graph(prob, 0.008)
+
+
+def test_a_hair_the_other_photo_still_shows_is_doubt_not_loss():
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    pix = comparison._chain_pixels(g)
+    region, nothing = np.ones(prob.shape, bool), np.zeros(prob.shape, bool)
+    judged = np.ones(len(g.chains), bool)
+    presence = comparison._presence(pix, nothing, region)
+
+    def missing(contrast_kept):
+        return comparison._missing_hairs(
+            g, pix, presence, judged, nothing, region, prob, 0.008, lambda _: contrast_kept
+        )
+
+    gone, doubtful = missing(0.05)  # bare skin where the hair was
+    assert len(gone) == 1 and doubtful == 0
+    gone, doubtful = missing(0.9)  # the network missed it, the pixels still show it
+    assert gone == [] and doubtful == 1
+
+
+def test_a_lost_stretch_of_a_chain_that_is_mostly_present_counts_as_a_lost_hair():
+    import cv2
+
+    from analysis.engine import comparison
+
+    # Hair B crosses hair A; the follow-up shows A and B's lower part only, so B's chain is still
+    # mostly "present", but 40 px (0.3 mm) of it are gone.
+    prob, g = _one_photo_graph([(20, 100, 180, 100), (100, 60, 100, 190)])
+    other = np.zeros(prob.shape, np.uint8)
+    cv2.line(other, (20, 100), (180, 100), 1, 9)
+    cv2.line(other, (100, 100), (100, 190), 1, 9)
+    other = other > 0
+    pix = comparison._chain_pixels(g)
+    region = np.ones(prob.shape, bool)
+    presence = comparison._presence(pix, other, region)
+    judged = np.ones(len(g.chains), bool)
+    gone, doubtful = comparison._missing_hairs(g, pix, presence, judged, other, region, prob, 0.008, lambda _: 0.0)
+    assert len(gone) == 1 and doubtful == 0
+    assert (gone[0][:, 1] < 100).all() and len(gone[0]) >= 30
+
+
+@pytest.mark.parametrize("skin, hair", [((150, 170, 200), (40, 40, 40)), ((40, 50, 60), (210, 210, 210))])
+def test_contrast_kept_tells_a_hair_under_other_light_from_bare_skin(skin, hair):
+    import cv2
+
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    bare = np.full((200, 200, 3), skin, np.uint8)
+    photo = bare.copy()
+    cv2.line(photo, (20, 100), (180, 100), hair, 5)
+    pts = comparison._chain_pixels(g)[0]
+    own = comparison._thin_contrast(photo, prob)
+    other_light = np.clip(photo.astype(np.float32) * 1.4, 0, 255).astype(np.uint8)
+    assert comparison._contrast_kept(pts, own, comparison._thin_contrast(other_light, prob)) > 0.8
+    assert comparison._contrast_kept(pts, own, comparison._thin_contrast(bare, prob)) < 0.1
+
+
+def test_a_darker_trichoscopy_follow_up_is_compared_with_a_retake_hint(pair, segmenter):
+    base, fol = pair
+    darker = (fol.image.astype(np.float32) * 0.5).astype(np.uint8)
+    c = engine.compare_images(base.image, darker, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    assert c.comparable
+    assert any("darker" in r for r in c.reasons)
+    assert c.changes["hair_count"]["change_pct"] < -10
