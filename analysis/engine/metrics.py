@@ -483,8 +483,9 @@ def part_width_px(
     """Width of the most pronounced straight bare band, and its angle in degrees.
 
     Coverage is averaged along each candidate direction; the part is the deepest trough of
-    that profile. Each edge is where the rising coverage ramp, extrapolated down, meets the
-    trough floor (hairs are combed away, so coverage rises gradually from the real edge)."""
+    that profile. Each edge is where the rising ramp of the amount of hair, extrapolated down,
+    meets the trough floor (hairs are combed away, so coverage rises gradually from the real
+    edge; see _trough_width)."""
     h, w = prob.shape
     valid = np.ones_like(prob, bool) if valid is None else valid
     best = None
@@ -534,20 +535,23 @@ def _trough_width(prof, smooth_px=2.0):
     plateau = float(np.median(prof))
     if plateau - floor < 0.05:
         return None
-    left = _edge(prof, i0, -1, floor, plateau, smooth_px)
-    right = _edge(prof, i0, +1, floor, plateau, smooth_px)
+    # Hairs overlap at random, so coverage saturates as 1 - exp(-amount of hair): the amount,
+    # not the coverage, grows in proportion to the distance from the part's edge.
+    amount = -np.log1p(-np.clip(prof, 0.0, 0.98))
+    left = _edge(prof, amount, i0, -1, floor, plateau, smooth_px)
+    right = _edge(prof, amount, i0, +1, floor, plateau, smooth_px)
     if left is None or right is None:
         return None
     return right - left
 
 
-def _edge(prof, i0, step, floor, plateau, smooth_px=2.0):
+def _edge(prof, amount, i0, step, floor, plateau, smooth_px=2.0):
     """Edge of the bare band on one side of the trough.
 
     A short ramp is a sharp edge softened only by optics and our smoothing: its half-depth
-    crossing is the edge. A long ramp is hair combed away from the part, thickening with
-    distance: there the edge is where the ramp (25-60% of the depth), extrapolated, meets the
-    trough floor."""
+    crossing is the edge. A long ramp is hair combed away from the part, more of it with
+    distance: there the edge is where the ramp of the amount of hair (25-60% of the coverage
+    depth), extrapolated, meets the trough floor."""
     half = (floor + plateau) / 2
     k = i0
     while 0 <= k + step < len(prof) and prof[k + step] < half:
@@ -562,12 +566,12 @@ def _edge(prof, i0, step, floor, plateau, smooth_px=2.0):
     while 0 <= i < len(prof) and prof[i] <= hi:
         if prof[i] >= lo:
             xs.append(i)
-            ys.append(prof[i])
+            ys.append(amount[i])
         i += step
     if len(xs) < 3:
         return x_half
     slope, icpt = np.polyfit(xs, ys, 1)
     if abs(slope) < 1e-6:
         return x_half
-    x_foot = float((floor - icpt) / slope)
+    x_foot = float((-np.log1p(-min(floor, 0.98)) - icpt) / slope)
     return x_half if abs(x_half - x_foot) < 2.5 * smooth_px else x_foot

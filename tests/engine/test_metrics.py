@@ -49,3 +49,17 @@ def test_part_width_of_a_bare_band():
     prob[:, 140:160] = 0.0  # a 20 px part
     w, ang = metrics.part_width_px(prob)
     assert abs(w - 20) < 1.5 and (ang < 5 or ang > 175)
+
+
+@pytest.mark.parametrize("part_px, ramp_px", [(20, 40), (40, 60), (30, 25)])
+def test_part_width_where_hair_combed_away_from_it_overlaps_at_random(part_px, ramp_px):
+    # Hair rooted beside the part is combed away from it: the amount of hair grows in proportion
+    # to the distance from the edge until it reaches its full length, and random overlap makes
+    # the coverage 1 - exp(-amount), which rises steeply at first and then saturates. A straight
+    # line through that curve meets the floor inside the part and measured it too narrow.
+    x = np.arange(300, dtype=np.float32) - 150
+    beyond = np.clip(np.abs(x) - part_px / 2, 0, ramp_px)
+    cover = 1 - np.exp(-1.2 * beyond / ramp_px)  # 70% coverage once fully ramped
+    prob = np.tile(cover, (200, 1)).astype(np.float32)
+    w, ang = metrics.part_width_px(prob)
+    assert abs(w - part_px) < 2 and (ang < 5 or ang > 175)
