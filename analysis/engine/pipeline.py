@@ -159,7 +159,20 @@ def prepare(
         valid &= ~card
     if view == "trichoscopy":
         valid &= ~device_overlay_mask(work)
-    return Prepared(img.shape, view, work, s, cal, qual, valid, _neutralise(work, valid) if for_network else None)
+    seg_input = _neutralise(work, valid) if for_network else None
+    return Prepared(img.shape, view, work, s, cal, qual, _clear_of_fill(valid), seg_input)
+
+
+# The network sees the card and the burned-in text as a flat fill (`_neutralise`); the fill's
+# edge against real skin reads as hair for up to about ten pixels, so measuring stops short of it.
+FILL_MARGIN_PX = 12
+
+
+def _clear_of_fill(valid: np.ndarray) -> np.ndarray:
+    if valid.all():
+        return valid
+    k = np.ones((2 * FILL_MARGIN_PX + 1,) * 2, np.uint8)
+    return valid & (cv2.dilate((~valid).astype(np.uint8), k) == 0)
 
 
 def _neutralise(work: np.ndarray, valid: np.ndarray) -> np.ndarray:

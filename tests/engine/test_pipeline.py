@@ -109,3 +109,21 @@ def test_prepare_without_the_network_input_prepares_the_same_photo():
     assert full.seg_input is not full.work and bare.seg_input is None
     assert np.array_equal(bare.valid, full.valid) and np.array_equal(bare.work, full.work)
     assert bare.quality.to_dict() == full.quality.to_dict() and bare.calibration == full.calibration
+
+
+def test_measuring_stops_short_of_the_flat_fill_over_the_date_stamp():
+    import cv2
+
+    from analysis.engine.pipeline import FILL_MARGIN_PX, device_overlay_mask, prepare
+
+    img = engine.phantoms.trichoscopy_phantom(8, size_px=(640, 480), mm_per_px=0.006).image
+    p = prepare(img, "trichoscopy", 0.006)
+    text = device_overlay_mask(p.work)
+    assert text.any()
+    # The network sees the fill only where the text is ...
+    changed = (p.seg_input != p.work).any(axis=2)
+    assert changed.any() and not (changed & ~text).any()
+    # ... but the fill's edge reads as hair, so nothing within the margin is measured.
+    dist = cv2.distanceTransform((~text).astype(np.uint8), cv2.DIST_L2, 5)
+    assert not p.valid[dist <= FILL_MARGIN_PX].any()
+    assert p.valid[dist > FILL_MARGIN_PX * 1.5].all()
