@@ -27,6 +27,7 @@ MIN_JUDGED_MM = 0.08  # shorter pieces are fragments of a hair, not evidence of 
 MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
 CHANGED_RUN_MM = 0.2  # a stretch of a hair this long missing from the other photo is a change
 EVIDENCE_SEEN = 0.5  # the other photo's pixels still show this share of the hair's contrast: doubt
+BORDERLINE_PRESENCE = 0.75  # a hair this little covered by the other photo's is doubtful unless its pixels show it
 Z = 2.0  # flag change beyond about 95% of the measurement noise
 METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
 
@@ -249,11 +250,8 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     gained, gained_doubt = _missing_hairs(
         foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_seen_in_baseline
     )
-    # Hairs whose presence is borderline, and candidates that the other photo still shows, are
-    # the matching's own noise: each adds a variance of about a quarter of a hair.
-    amb = sum(1 for p in pres_b + pres_f if p is not None and 0.25 <= p <= 0.75) + lost_doubt + gained_doubt
-    amb += sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
-    amb += sum(1 for p, ok in zip(pres_f, long_f, strict=True) if p is not None and p < PRESENT_FRACTION and not ok)
+    # Doubtful hairs are the matching's own noise: each adds a variance of about a quarter of a hair.
+    amb = lost_doubt + gained_doubt
     # Short fragments and faint pieces count in the baseline but can never be judged lost, so the
     # share lost is taken over the hairs that could have been judged.
     n_judged = sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and ok)
@@ -296,13 +294,18 @@ def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob,
     for i, chain in enumerate(graph.chains):
         if presence[i] is None:
             continue
+        inside = chain_pix[i][region[chain_pix[i][:, 1], chain_pix[i][:, 0]]]
+        if presence[i] < PRESENT_FRACTION and not judged[i]:
+            doubtful += 1  # faint or fragmentary: evidence neither way
+            continue
         if presence[i] < PRESENT_FRACTION:
-            if not judged[i]:
-                continue  # faint or fragmentary: already counted as doubt by the caller
-            pts = chain_pix[i][region[chain_pix[i][:, 1], chain_pix[i][:, 0]]]
+            pts = inside
         else:
             pts = _missing_stretch(chain, branch_pix, other_mask, region)
             if len(pts) * mm < CHANGED_RUN_MM or prob[pts[:, 1], pts[:, 0]].mean() < CONFIDENT_PROB:
+                # Present; only half-covered hairs that the other photo's pixels do not confirm are doubt.
+                if presence[i] <= BORDERLINE_PRESENCE and seen_in_other(inside) < EVIDENCE_SEEN:
+                    doubtful += 1
                 continue
         if seen_in_other(pts) >= EVIDENCE_SEEN:
             doubtful += 1

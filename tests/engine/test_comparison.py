@@ -145,3 +145,24 @@ def test_a_darker_trichoscopy_follow_up_is_compared_with_a_retake_hint(pair, seg
     assert c.comparable
     assert any("darker" in r for r in c.reasons)
     assert c.changes["hair_count"]["change_pct"] < -10
+
+
+def test_a_half_covered_hair_is_doubtful_only_when_the_other_photo_does_not_show_it():
+    import cv2
+
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    other = np.zeros(prob.shape, np.uint8)
+    cv2.line(other, (20, 100), (120, 100), 1, 9)  # the other photo's network saw 60% of it
+    other = other > 0
+    pix = comparison._chain_pixels(g)
+    region = np.ones(prob.shape, bool)
+    presence = comparison._presence(pix, other, region)
+    assert 0.5 <= presence[0] <= comparison.BORDERLINE_PRESENCE
+    judged = np.ones(len(g.chains), bool)
+    for contrast_kept, doubt in ((0.9, 0), (0.1, 1)):
+        gone, doubtful = comparison._missing_hairs(
+            g, pix, presence, judged, other, region, prob, 0.008, lambda _, c=contrast_kept: c
+        )
+        assert gone == [] and doubtful == doubt
