@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -207,21 +208,10 @@ def _presence(chain_pixels: list[np.ndarray], other_mask: np.ndarray, region: np
 
 def _chain_pixels(g: metrics.HairGraph) -> list[np.ndarray]:
     """Centre-line pixels (x, y) of each hair, in row-major order."""
-    chain_of = np.full(int(g.labels.max()) + 1, -1, np.int64)
+    hair_of_branch = np.zeros(int(g.labels.max()) + 1, np.int64)  # 0: in no hair
     for b, i in g.chain_of_branch.items():
-        chain_of[b] = i
-    return _pixels_by_label(g.labels, chain_of)[: len(g.chains)]
-
-
-def _pixels_by_label(labels, group_of_label) -> list[np.ndarray]:
-    """Pixels (x, y) of each group of labels (group_of_label[label], -1 for none), row-major
-    within each group; one list entry per group id 0 .. max."""
-    ys, xs = np.nonzero(labels)
-    group = group_of_label[labels[ys, xs]]
-    order = np.argsort(group, kind="stable")  # keeps the row-major order within each group
-    splits = np.searchsorted(group[order], np.arange(int(group_of_label.max()) + 2))
-    xy = np.stack([xs[order], ys[order]], 1)
-    return [xy[splits[i] : splits[i + 1]] for i in range(int(group_of_label.max()) + 1)]
+        hair_of_branch[b] = i + 1
+    return metrics.coords_by_label(hair_of_branch[g.labels], len(g.chains) + 1)[1:]
 
 
 def _hair_changes(base, foll, hm, overlap, fprob, sigma):
@@ -289,7 +279,7 @@ def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob,
     neighbour through a crossing, and the whole chain then still looks present. Either way, the
     other photo's own pixels get the last word: where they still show the hair's contrast, the
     network missed a faint hair there (light, blur), which is doubt, not change."""
-    branch_pix = _pixels_by_label(graph.labels, np.arange(int(graph.labels.max()) + 1))
+    branch_pix = metrics.coords_by_label(graph.labels, int(graph.labels.max()) + 1)
     missing, doubtful = [], 0
     for i, chain in enumerate(graph.chains):
         if presence[i] is None:
@@ -331,25 +321,22 @@ class _PairContrast:
 
     def __init__(self, base, foll, hm):
         self._base, self._foll, self._hm = base, foll, hm
-        self._maps = None
 
-    def _build(self):
-        if self._maps is None:
-            b, f, hm = self._base, self._foll, self._hm
-            (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
-            bc, fc = _thin_contrast(b.prepared.work, b.prob), _thin_contrast(f.prepared.work, f.prob)
-            fc_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fc)
-            bc_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bc)
-            self._maps = bc, fc_in_b, fc, bc_in_f
-        return self._maps
+    @functools.cached_property
+    def _maps(self):
+        """(own contrast, the other photo's warped onto it) for the baseline, then the follow-up."""
+        b, f, hm = self._base, self._foll, self._hm
+        (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
+        bc, fc = _thin_contrast(b.prepared.work, b.prob), _thin_contrast(f.prepared.work, f.prob)
+        fc_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fc)
+        bc_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bc)
+        return (bc, fc_in_b), (fc, bc_in_f)
 
     def baseline_seen_in_followup(self, pts) -> float:
-        bc, fc_in_b, _, _ = self._build()
-        return _contrast_kept(pts, bc, fc_in_b)
+        return _contrast_kept(pts, *self._maps[0])
 
     def followup_seen_in_baseline(self, pts) -> float:
-        _, _, fc, bc_in_f = self._build()
-        return _contrast_kept(pts, fc, bc_in_f)
+        return _contrast_kept(pts, *self._maps[1])
 
 
 def _thin_contrast(img_bgr, prob):

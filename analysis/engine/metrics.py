@@ -255,7 +255,7 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     contacts: dict[int, dict[int, list]] = {}
     for y, x in zip(*np.nonzero(touch), strict=True):
         contacts.setdefault(int(labels[y, x]), {}).setdefault(int(zone_dil[y, x]), []).append((x, y))
-    coords_of = _coords_by_label(labels, nb)
+    coords_of = coords_by_label(labels, nb)
     paths = _order_branches(labels, coords_of)
     length = np.array([path_length(pth) * (len(c) / max(len(pth), 1)) for pth, c in zip(paths, coords_of, strict=True)])
     code = _neighbour_code(core.astype(np.uint8))
@@ -321,7 +321,7 @@ CORNER_DEG = 100.0  # a centre line turning this sharply is two hairs meeting at
 def _split_corners(core, labels, nb, dist):
     """Cut branches at sharp corners. Two hairs leaving one opening at a small angle thin into
     one V-shaped line with no junction; real hair bends far less over a few widths."""
-    paths = _order_branches(labels, _coords_by_label(labels, nb))
+    paths = _order_branches(labels, coords_by_label(labels, nb))
     out = core.copy()
     for b in range(1, nb):
         path = paths[b]
@@ -350,7 +350,8 @@ def _touches_border(labels, n):
     return edge
 
 
-def _coords_by_label(labels, n):
+def coords_by_label(labels, n):
+    """Pixels (x, y) of each label 0 .. n-1 (0, the background, gets none), row-major within each."""
     ys, xs = np.nonzero(labels)
     lab = labels[ys, xs]
     order = np.argsort(lab, kind="stable")
@@ -537,12 +538,17 @@ def _trough_width(prof, smooth_px=2.0):
         return None
     # Hairs overlap at random, so coverage saturates as 1 - exp(-amount of hair): the amount,
     # not the coverage, grows in proportion to the distance from the part's edge.
-    amount = -np.log1p(-np.clip(prof, 0.0, 0.98))
+    amount = _hair_amount(prof)
     left = _edge(prof, amount, i0, -1, floor, plateau, smooth_px)
     right = _edge(prof, amount, i0, +1, floor, plateau, smooth_px)
     if left is None or right is None:
         return None
     return right - left
+
+
+def _hair_amount(coverage):
+    """Amount of hair under randomly overlapping strands, from coverage = 1 - exp(-amount)."""
+    return -np.log1p(-np.clip(coverage, 0.0, 0.98))
 
 
 def _edge(prof, amount, i0, step, floor, plateau, smooth_px=2.0):
@@ -573,5 +579,5 @@ def _edge(prof, amount, i0, step, floor, plateau, smooth_px=2.0):
     slope, icpt = np.polyfit(xs, ys, 1)
     if abs(slope) < 1e-6:
         return x_half
-    x_foot = float((-np.log1p(-min(floor, 0.98)) - icpt) / slope)
+    x_foot = float((_hair_amount(floor) - icpt) / slope)
     return x_half if abs(x_half - x_foot) < 2.5 * smooth_px else x_foot
