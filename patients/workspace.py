@@ -3,6 +3,7 @@ there, and the files those pages show. Views are thin: reads through patients.ti
 patients.selectors, writes through patients.services and analysis.services."""
 
 import json
+import mimetypes
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -313,8 +314,8 @@ def _picture(file_field):
     """A stored heatmap or change map: JPEG since 26 Nov 2026, PNG before (kept as it was stored)."""
     if not file_field:
         raise Http404("Not found")
-    kind = "image/png" if file_field.name.lower().endswith(".png") else "image/jpeg"
-    response = FileResponse(file_field.open("rb"), content_type=kind)
+    kind, _ = mimetypes.guess_type(file_field.name)
+    response = FileResponse(file_field.open("rb"), content_type=kind or "image/jpeg")
     response["Cache-Control"] = "private, max-age=86400"
     return response
 
