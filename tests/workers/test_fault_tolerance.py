@@ -4,6 +4,7 @@ import os
 import signal
 
 import pytest
+from django.db import transaction
 
 from analysis import services
 from analysis.models import AnalysisRun
@@ -118,7 +119,11 @@ def test_two_workers_on_one_queue_analyse_each_photo_once(patient_world, redis_b
     first, second = start_worker(), start_worker()
     first.wait_ready(), second.wait_ready()
     views = ["crown", "hairline", "part_line", "temple_left", "temple_right", "trichoscopy"]
-    photos = [upload(patient_world.baseline, seed=10 + i, view=view) for i, view in enumerate(views)]
+    # One commit, so all six messages arrive as a backlog: uploaded one by one, each message
+    # came while the worker that had just finished was polling and the other was backing off,
+    # and a fast worker could take every photo.
+    with transaction.atomic():
+        photos = [upload(patient_world.baseline, seed=10 + i, view=view) for i, view in enumerate(views)]
     for photo in photos:  # every message sent twice: the claim must make the copies no-ops
         (run,) = runs_of(photo)
         services.runs_send(clinic_id=str(photo.clinic_id), run_ids=[str(run.id)])
