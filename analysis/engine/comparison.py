@@ -28,7 +28,15 @@ MIN_JUDGED_MM = 0.08  # shorter pieces are fragments of a hair, not evidence of 
 MATCH_TOL_PX = 3  # registration and segmentation slack when checking presence
 CHANGED_RUN_MM = 0.2  # a stretch of a hair this long missing from the other photo is a change
 EVIDENCE_SEEN = 0.5  # the other photo's pixels still show this share of the hair's contrast: doubt
+EVIDENCE_SNR = 1.0  # ... or stand out from the skin beside the hair by this many noise sigmas
+RING_PX = (4, 10)  # the bare skin this far from a centre line is its contrast's zero
+RING_MIN_PX = 8  # fewer bare-skin pixels beside a line than this: no zero to measure from
+NOISE_MIN = 0.005  # contrast noise floor: flat fill (a date stamp) has none
+OWN_RAISED_MIN = 0.01  # a hair standing out less than this from the skin beside it: that skin is not bare
+TRANSFER_HAIRS = 30  # clearly matched hairs that measure how much contrast the other photo keeps
+MIN_TRANSFER = 0.2  # below this the other photo shows too little of any hair to veto anything
 BORDERLINE_PRESENCE = 0.75  # a hair this little covered by the other photo's is doubtful unless its pixels show it
+DOUBT_VARIANCE = 0.1  # hairs² per doubtful candidate, fitted on the repeatability pairs (see ENGINE.md)
 Z = 2.0  # flag change beyond about 95% of the measurement noise
 METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
 
@@ -233,12 +241,14 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     mm = base.prepared.mm_per_px_work or 0.008
     long_b = (base.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
     long_f = (foll.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
-    contrast = _PairContrast(base, foll, hm)
+    contrast = _PairContrast(
+        base, foll, hm, _clearly_matched(bpix, pres_b, long_b), _clearly_matched(fpix, pres_f, long_f)
+    )
     lost, lost_doubt = _missing_hairs(
-        base.graph, bpix, pres_b, long_b, fmask, overlap, base.prob, mm, contrast.baseline_seen_in_followup
+        base.graph, bpix, pres_b, long_b, fmask, overlap, base.prob, mm, contrast.baseline_shown_by_followup
     )
     gained, gained_doubt = _missing_hairs(
-        foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_seen_in_baseline
+        foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_shown_by_baseline
     )
     # Doubtful hairs are the matching's own noise: each adds a variance of about a quarter of a hair.
     amb = lost_doubt + gained_doubt
@@ -246,7 +256,7 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     # share lost is taken over the hairs that could have been judged.
     n_judged = sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and ok)
     nf_est = nb * (1 + (len(gained) - len(lost)) / max(n_judged, 1))
-    extra = (100.0 * np.sqrt(0.25 * amb) / max(n_judged, 1)) ** 2
+    extra = (100.0 * np.sqrt(DOUBT_VARIANCE * amb) / max(n_judged, 1)) ** 2
     mm = base.prepared.mm_per_px_work
     area_cm2 = overlap.sum() * mm * mm / 100 if mm else None
     cal_b = _mean_caliber(base.graph, pres_b, mm)
@@ -270,7 +280,7 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     return changes, lost_mask, gained_mask
 
 
-def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob, mm, seen_in_other):
+def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob, mm, shown_by_other):
     """The hairs of one photo that the other photo does not show, each as its missing centre-line
     pixels, and how many candidates were left as doubtful.
 
@@ -294,10 +304,10 @@ def _missing_hairs(graph, chain_pix, presence, judged, other_mask, region, prob,
             pts = _missing_stretch(chain, branch_pix, other_mask, region)
             if len(pts) * mm < CHANGED_RUN_MM or prob[pts[:, 1], pts[:, 0]].mean() < CONFIDENT_PROB:
                 # Present; only half-covered hairs that the other photo's pixels do not confirm are doubt.
-                if presence[i] <= BORDERLINE_PRESENCE and seen_in_other(inside) < EVIDENCE_SEEN:
+                if presence[i] <= BORDERLINE_PRESENCE and not shown_by_other(inside):
                     doubtful += 1
                 continue
-        if seen_in_other(pts) >= EVIDENCE_SEEN:
+        if shown_by_other(pts):
             doubtful += 1
         else:
             missing.append(pts)
@@ -317,50 +327,142 @@ def _missing_stretch(chain, branch_pix, other_mask, region) -> np.ndarray:
 
 class _PairContrast:
     """How much of a hair's own contrast the other photo still shows along its centre line,
-    computed from both photos' pixels only when a candidate change needs it."""
+    relative to what it shows of hairs that are clearly in both photos (the pair's contrast
+    transfer: blur, exposure and colour cast can halve every hair's contrast), computed from
+    both photos' pixels only when a candidate change needs it."""
 
-    def __init__(self, base, foll, hm):
+    def __init__(self, base, foll, hm, matched_b, matched_f):
         self._base, self._foll, self._hm = base, foll, hm
+        self._matched = matched_b, matched_f
 
     @functools.cached_property
     def _maps(self):
-        """(own contrast, the other photo's warped onto it) for the baseline, then the follow-up."""
+        """(own contrast, the other photo's warped onto it, skin in both) for the baseline, then
+        the follow-up."""
         b, f, hm = self._base, self._foll, self._hm
         (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
+        inv = np.linalg.inv(hm)
         bc, fc = _thin_contrast(b.prepared.work, b.prob), _thin_contrast(f.prepared.work, f.prob)
-        fc_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fc)
-        bc_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bc)
-        return (bc, fc_in_b), (fc, bc_in_f)
+        fc_in_b = cv2.warpPerspective(fc, hm, (bw, bh), flags=cv2.INTER_LINEAR)
+        bc_in_f = cv2.warpPerspective(bc, inv, (fw, fh), flags=cv2.INTER_LINEAR)
+        fprob_in_b = cv2.warpPerspective(f.prob, hm, (bw, bh), flags=cv2.INTER_LINEAR, borderValue=1.0)
+        bprob_in_f = cv2.warpPerspective(b.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=1.0)
+        skin_b = (b.prob < PRESENT_PROB) & (fprob_in_b < PRESENT_PROB)
+        skin_f = (f.prob < PRESENT_PROB) & (bprob_in_f < PRESENT_PROB)
+        bg, fg = _grey_contrast(b.prepared.work, b.prob), _grey_contrast(f.prepared.work, f.prob)
+        fg_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fg)
+        bg_in_f = tuple(cv2.warpPerspective(m, inv, (fw, fh), flags=cv2.INTER_LINEAR) for m in bg)
+        return (bc, fc_in_b, skin_b, (bg, fg_in_b)), (fc, bc_in_f, skin_f, (fg, bg_in_f))
 
-    def baseline_seen_in_followup(self, pts) -> float:
-        return _contrast_kept(pts, *self._maps[0])
+    @functools.cached_property
+    def _transfer(self):
+        return tuple(
+            _contrast_transfer([_contrast_kept(pts, *maps[:3]) for pts in matched])
+            for maps, matched in zip(self._maps, self._matched, strict=True)
+        )
 
-    def followup_seen_in_baseline(self, pts) -> float:
-        return _contrast_kept(pts, *self._maps[1])
+    def baseline_shown_by_followup(self, pts) -> bool:
+        return _shown(pts, *self._maps[0], self._transfer[0])
+
+    def followup_shown_by_baseline(self, pts) -> bool:
+        return _shown(pts, *self._maps[1], self._transfer[1])
+
+
+def _clearly_matched(chain_pix, presence, judged, n=TRANSFER_HAIRS):
+    """Centre lines of the longest judged hairs that the other photo fully shows."""
+    sel = [i for i, (p, ok) in enumerate(zip(presence, judged, strict=True)) if ok and p is not None and p >= 0.95]
+    sel.sort(key=lambda i: -len(chain_pix[i]))
+    return [chain_pix[i] for i in sel[:n]]
+
+
+def _contrast_transfer(kept: list[float]) -> float:
+    """The median share of contrast that clearly matched hairs keep in the other photo, at most
+    1 (a sharper follow-up does not make a missing hair any more present); 1 without them."""
+    return float(np.clip(np.median(kept), MIN_TRANSFER, 1.0)) if len(kept) >= 3 else 1.0
 
 
 def _thin_contrast(img_bgr, prob):
-    """Relative depth of thin dark and thin light structures (black-hat and top-hat over the
-    local background, both divided by it): exposure cancels, so two photos can be compared."""
-    grey8 = cv2.transform(img_bgr, np.full((1, 3), 1 / 3))  # channel mean; uint8 morphology is fast
+    """How far each pixel's colour stands out from the local background (the median over a
+    window wider than the thickest hair), relative to that background's brightness: exposure
+    cancels, so two photos can be compared. Colour distance, not brightness alone: under another
+    colour cast a blonde hair on pink skin can turn from lighter to darker than the skin, or
+    keep only a difference of hue. The background is smooth, so its median is taken at half
+    resolution (a quarter of the cost)."""
     dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
     half = float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
-    kernel = np.ones((2 * int(np.ceil(2 * half)) + 3,) * 2, np.uint8)  # wider than the thickest hair
+    h, w = img_bgr.shape[:2]
+    small = cv2.resize(img_bgr, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
+    background = cv2.resize(cv2.medianBlur(small, 2 * int(np.ceil(half)) + 3), (w, h), interpolation=cv2.INTER_LINEAR)
+    return _colour_norm(cv2.absdiff(img_bgr, background)) / (_colour_norm(background) + 10.0)
+
+
+def _colour_norm(img_bgr):
+    f = img_bgr.astype(np.float32)
+    return cv2.sqrt(cv2.transform(f * f, np.ones((1, 3), np.float32)))
+
+
+def _shown(pts, own, other, skin, grey, transfer=1.0) -> bool:
+    """Whether the other photo still shows the hair along its centre line: it keeps at least
+    EVIDENCE_SEEN of the contrast that the pair's clearly matched hairs keep, or the line stands
+    out from the skin beside it by EVIDENCE_SNR noise sigmas (a faint hair under blur or another
+    colour cast). Where the hair does not stand out from that skin even in its own photo (dense
+    hair or text around it make the median background no skin), the grey-level reading decides."""
+    line, ring = _line_and_ring(pts, own.shape, skin)
+    raised_own = _raised(own, line, ring)
+    if ring[0].size < RING_MIN_PX or raised_own <= OWN_RAISED_MIN:
+        return _grey_kept(pts, *grey) >= EVIDENCE_SEEN
+    raised_other = _raised(other, line, ring)
+    noise = 1.4826 * float(np.median(np.abs(other[ring] - np.median(other[ring]))))
+    return raised_other / raised_own / transfer >= EVIDENCE_SEEN or raised_other >= EVIDENCE_SNR * max(noise, NOISE_MIN)
+
+
+def _grey_contrast(img_bgr, prob):
+    """Relative depth of thin dark and thin light structures (black-hat and top-hat over the
+    local background, both divided by it)."""
+    grey8 = cv2.transform(img_bgr, np.full((1, 3), 1 / 3))
+    dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
+    half = float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
+    kernel = np.ones((2 * int(np.ceil(2 * half)) + 3,) * 2, np.uint8)
     grey = grey8.astype(np.float32) + 1.0
     closed = cv2.morphologyEx(grey8, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
     opened = cv2.morphologyEx(grey8, cv2.MORPH_OPEN, kernel).astype(np.float32) + 1.0
     return (closed - grey) / closed, (grey - opened) / opened
 
 
-def _contrast_kept(pts, own, other) -> float:
-    """Median contrast along the centre line in the other photo over that in the hair's own
-    photo, on the side (dark or light hair) that the own photo shows."""
+def _grey_kept(pts, own, other) -> float:
     (own_dark, own_light), (other_dark, other_light) = own, other
     ys, xs = pts[:, 1], pts[:, 0]
     dark, light = float(np.median(own_dark[ys, xs])), float(np.median(own_light[ys, xs]))
     if dark >= light:
         return float(np.median(other_dark[ys, xs])) / max(dark, 1e-3)
     return float(np.median(other_light[ys, xs])) / max(light, 1e-3)
+
+
+def _contrast_kept(pts, own, other, skin=None) -> float:
+    """The share of its contrast over the skin beside it that a hair keeps in the other photo."""
+    line, ring = _line_and_ring(pts, own.shape, skin)
+    return _raised(other, line, ring) / max(_raised(own, line, ring), 1e-3)
+
+
+def _raised(contrast, line, ring) -> float:
+    """Median contrast on the line over that of the skin beside it."""
+    on = float(np.median(contrast[line]))
+    return on - float(np.median(contrast[ring])) if ring[0].size >= RING_MIN_PX else on
+
+
+def _line_and_ring(pts, shape, skin):
+    """Index arrays of a centre line and of the skin RING_PX away from it on both sides."""
+    r0, r1 = RING_PX
+    x0, y0 = np.maximum(pts.min(0) - r1 - 1, 0)
+    x1, y1 = np.minimum(pts.max(0) + r1 + 2, (shape[1], shape[0]))
+    near = np.ones((y1 - y0, x1 - x0), np.uint8)
+    near[pts[:, 1] - y0, pts[:, 0] - x0] = 0
+    dist = cv2.distanceTransform(near, cv2.DIST_L2, 3)
+    ring = (dist > r0) & (dist <= r1)
+    if skin is not None:
+        ring &= skin[y0:y1, x0:x1]
+    ry, rx = np.nonzero(ring)
+    return (pts[:, 1], pts[:, 0]), (ry + y0, rx + x0)
 
 
 def _confident(chain_pixels, prob) -> np.ndarray:

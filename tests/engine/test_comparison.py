@@ -89,14 +89,14 @@ def test_a_hair_the_other_photo_still_shows_is_doubt_not_loss():
     judged = np.ones(len(g.chains), bool)
     presence = comparison._presence(pix, nothing, region)
 
-    def missing(contrast_kept):
+    def missing(shown_by_other):
         return comparison._missing_hairs(
-            g, pix, presence, judged, nothing, region, prob, 0.008, lambda _: contrast_kept
+            g, pix, presence, judged, nothing, region, prob, 0.008, lambda _: shown_by_other
         )
 
-    gone, doubtful = missing(0.05)  # bare skin where the hair was
+    gone, doubtful = missing(False)  # bare skin where the hair was
     assert len(gone) == 1 and doubtful == 0
-    gone, doubtful = missing(0.9)  # the network missed it, the pixels still show it
+    gone, doubtful = missing(True)  # the network missed it, the pixels still show it
     assert gone == [] and doubtful == 1
 
 
@@ -116,26 +116,76 @@ def test_a_lost_stretch_of_a_chain_that_is_mostly_present_counts_as_a_lost_hair(
     region = np.ones(prob.shape, bool)
     presence = comparison._presence(pix, other, region)
     judged = np.ones(len(g.chains), bool)
-    gone, doubtful = comparison._missing_hairs(g, pix, presence, judged, other, region, prob, 0.008, lambda _: 0.0)
+    gone, doubtful = comparison._missing_hairs(g, pix, presence, judged, other, region, prob, 0.008, lambda _: False)
     assert len(gone) == 1 and doubtful == 0
     assert (gone[0][:, 1] < 100).all() and len(gone[0]) >= 30
 
 
-@pytest.mark.parametrize("skin, hair", [((150, 170, 200), (40, 40, 40)), ((40, 50, 60), (210, 210, 210))])
-def test_contrast_kept_tells_a_hair_under_other_light_from_bare_skin(skin, hair):
+def _photo_with_a_hair(skin, hair, noise=2.0, seed=0):
     import cv2
 
+    rng = np.random.default_rng(seed)
+    photo = np.full((200, 200, 3), skin, np.float32) + rng.normal(0, noise, (200, 200, 3))
+    if hair is not None:
+        line = np.zeros((200, 200), np.uint8)
+        cv2.line(line, (20, 100), (180, 100), 1, 5)
+        photo[line > 0] = np.asarray(hair, np.float32) + rng.normal(0, noise, (int(line.sum()), 3))
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
+def _contrast_maps(photo, other, prob):
+    from analysis.engine import comparison
+
+    skin = prob < comparison.PRESENT_PROB
+    grey = comparison._grey_contrast(photo, prob), comparison._grey_contrast(other, prob)
+    return comparison._thin_contrast(photo, prob), comparison._thin_contrast(other, prob), skin, grey
+
+
+@pytest.mark.parametrize("skin, hair", [((150, 170, 200), (40, 40, 40)), ((40, 50, 60), (210, 210, 210))])
+def test_contrast_kept_tells_a_hair_under_other_light_from_bare_skin(skin, hair):
     from analysis.engine import comparison
 
     prob, g = _one_photo_graph([(20, 100, 180, 100)])
-    bare = np.full((200, 200, 3), skin, np.uint8)
-    photo = bare.copy()
-    cv2.line(photo, (20, 100), (180, 100), hair, 5)
     pts = comparison._chain_pixels(g)[0]
-    own = comparison._thin_contrast(photo, prob)
-    other_light = np.clip(photo.astype(np.float32) * 1.4, 0, 255).astype(np.uint8)
-    assert comparison._contrast_kept(pts, own, comparison._thin_contrast(other_light, prob)) > 0.8
-    assert comparison._contrast_kept(pts, own, comparison._thin_contrast(bare, prob)) < 0.1
+    photo = _photo_with_a_hair(skin, hair)
+    brighter = np.clip(photo.astype(np.float32) * 1.3, 0, 255).astype(np.uint8)
+    own, other, skin_mask, _ = _contrast_maps(photo, brighter, prob)
+    assert comparison._contrast_kept(pts, own, other, skin_mask) > 0.8
+    _, bare, _, _ = _contrast_maps(photo, _photo_with_a_hair(skin, None, seed=1), prob)
+    assert abs(comparison._contrast_kept(pts, own, bare, skin_mask)) < 0.1
+
+
+def test_a_blonde_hair_that_a_colour_cast_leaves_only_in_hue_is_still_shown():
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    pts = comparison._chain_pixels(g)[0]
+    photo = _photo_with_a_hair((120, 140, 200), (120, 190, 225))  # BGR: yellowish hair, lighter than pink skin
+    # Under a bluish cast the hair is as bright as the skin (channel mean 160): only its hue differs.
+    cast = _photo_with_a_hair((140, 140, 200), (90, 170, 220), seed=2)
+    assert comparison._shown(pts, *_contrast_maps(photo, cast, prob))
+    assert not comparison._shown(pts, *_contrast_maps(photo, _photo_with_a_hair((140, 140, 200), None), prob))
+
+
+def test_a_faint_hair_that_stands_out_from_the_skin_beside_it_is_shown():
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    pts = comparison._chain_pixels(g)[0]
+    photo = _photo_with_a_hair((150, 170, 200), (60, 70, 80))
+    faint = _photo_with_a_hair((150, 170, 200), (125, 142, 167), seed=3)  # a quarter of the contrast, blurred
+    maps = _contrast_maps(photo, faint, prob)
+    assert comparison._contrast_kept(pts, *maps[:3]) < comparison.EVIDENCE_SEEN
+    assert comparison._shown(pts, *maps)
+
+
+def test_the_contrast_transfer_is_the_median_kept_by_matched_hairs_and_never_above_one():
+    from analysis.engine import comparison
+
+    assert comparison._contrast_transfer([0.3, 0.4, 0.5, 2.0]) == pytest.approx(0.45)
+    assert comparison._contrast_transfer([1.5, 1.6, 1.8]) == 1.0
+    assert comparison._contrast_transfer([0.01, 0.02, 0.0]) == comparison.MIN_TRANSFER
+    assert comparison._contrast_transfer([0.3]) == 1.0  # too few to tell
 
 
 def test_a_darker_trichoscopy_follow_up_is_compared_with_a_retake_hint(pair, segmenter):
@@ -161,8 +211,8 @@ def test_a_half_covered_hair_is_doubtful_only_when_the_other_photo_does_not_show
     presence = comparison._presence(pix, other, region)
     assert 0.5 <= presence[0] <= comparison.BORDERLINE_PRESENCE
     judged = np.ones(len(g.chains), bool)
-    for contrast_kept, doubt in ((0.9, 0), (0.1, 1)):
+    for shown, doubt in ((True, 0), (False, 1)):
         gone, doubtful = comparison._missing_hairs(
-            g, pix, presence, judged, other, region, prob, 0.008, lambda _, c=contrast_kept: c
+            g, pix, presence, judged, other, region, prob, 0.008, lambda _, s=shown: s
         )
         assert gone == [] and doubtful == doubt
