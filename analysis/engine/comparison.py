@@ -349,23 +349,31 @@ class _PairContrast:
         bprob_in_f = cv2.warpPerspective(b.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=1.0)
         skin_b = (b.prob < PRESENT_PROB) & (fprob_in_b < PRESENT_PROB)
         skin_f = (f.prob < PRESENT_PROB) & (bprob_in_f < PRESENT_PROB)
-        bg, fg = _grey_contrast(b.prepared.work, b.prob), _grey_contrast(f.prepared.work, f.prob)
-        fg_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fg)
-        bg_in_f = tuple(cv2.warpPerspective(m, inv, (fw, fh), flags=cv2.INTER_LINEAR) for m in bg)
-        return (bc, fc_in_b, skin_b, (bg, fg_in_b)), (fc, bc_in_f, skin_f, (fg, bg_in_f))
+        return (bc, fc_in_b, skin_b), (fc, bc_in_f, skin_f)
 
     @functools.cached_property
     def _transfer(self):
         return tuple(
-            _contrast_transfer([_contrast_kept(pts, *maps[:3]) for pts in matched])
+            _contrast_transfer([_contrast_kept(pts, *maps) for pts in matched])
             for maps, matched in zip(self._maps, self._matched, strict=True)
         )
 
+    @functools.cached_property
+    def _grey(self):
+        """The grey-level maps, (own, other's warped onto it) for each photo: only for the few
+        hairs whose colour reading has no bare skin to measure from."""
+        b, f, hm = self._base, self._foll, self._hm
+        (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
+        bg, fg = _grey_contrast(b.prepared.work, b.prob), _grey_contrast(f.prepared.work, f.prob)
+        fg_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fg)
+        bg_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bg)
+        return (bg, fg_in_b), (fg, bg_in_f)
+
     def baseline_shown_by_followup(self, pts) -> bool:
-        return _shown(pts, *self._maps[0], self._transfer[0])
+        return _shown(pts, *self._maps[0], lambda: _grey_kept(pts, *self._grey[0]), self._transfer[0])
 
     def followup_shown_by_baseline(self, pts) -> bool:
-        return _shown(pts, *self._maps[1], self._transfer[1])
+        return _shown(pts, *self._maps[1], lambda: _grey_kept(pts, *self._grey[1]), self._transfer[1])
 
 
 def _clearly_matched(chain_pix, presence, judged, n=TRANSFER_HAIRS):
@@ -401,7 +409,7 @@ def _colour_norm(img_bgr):
     return cv2.sqrt(cv2.transform(f * f, np.ones((1, 3), np.float32)))
 
 
-def _shown(pts, own, other, skin, grey, transfer=1.0) -> bool:
+def _shown(pts, own, other, skin, grey_kept, transfer=1.0) -> bool:
     """Whether the other photo still shows the hair along its centre line: it keeps at least
     EVIDENCE_SEEN of the contrast that the pair's clearly matched hairs keep, or the line stands
     out from the skin beside it by EVIDENCE_SNR noise sigmas (a faint hair under blur or another
@@ -410,7 +418,7 @@ def _shown(pts, own, other, skin, grey, transfer=1.0) -> bool:
     line, ring = _line_and_ring(pts, own.shape, skin)
     raised_own = _raised(own, line, ring)
     if ring[0].size < RING_MIN_PX or raised_own <= OWN_RAISED_MIN:
-        return _grey_kept(pts, *grey) >= EVIDENCE_SEEN
+        return grey_kept() >= EVIDENCE_SEEN
     raised_other = _raised(other, line, ring)
     noise = 1.4826 * float(np.median(np.abs(other[ring] - np.median(other[ring]))))
     return raised_other / raised_own / transfer >= EVIDENCE_SEEN or raised_other >= EVIDENCE_SNR * max(noise, NOISE_MIN)

@@ -133,12 +133,15 @@ def _photo_with_a_hair(skin, hair, noise=2.0, seed=0):
     return np.clip(photo, 0, 255).astype(np.uint8)
 
 
-def _contrast_maps(photo, other, prob):
+def _contrast_maps(photo, other, prob, pts):
+    """What `_shown` reads for the hair at pts: both photos' colour contrast, the bare skin in
+    both, and the grey-level fallback."""
     from analysis.engine import comparison
 
     skin = prob < comparison.PRESENT_PROB
     grey = comparison._grey_contrast(photo, prob), comparison._grey_contrast(other, prob)
-    return comparison._thin_contrast(photo, prob), comparison._thin_contrast(other, prob), skin, grey
+    own, theirs = comparison._thin_contrast(photo, prob), comparison._thin_contrast(other, prob)
+    return own, theirs, skin, lambda: comparison._grey_kept(pts, *grey)
 
 
 @pytest.mark.parametrize("skin, hair", [((150, 170, 200), (40, 40, 40)), ((40, 50, 60), (210, 210, 210))])
@@ -149,9 +152,9 @@ def test_contrast_kept_tells_a_hair_under_other_light_from_bare_skin(skin, hair)
     pts = comparison._chain_pixels(g)[0]
     photo = _photo_with_a_hair(skin, hair)
     brighter = np.clip(photo.astype(np.float32) * 1.3, 0, 255).astype(np.uint8)
-    own, other, skin_mask, _ = _contrast_maps(photo, brighter, prob)
+    own, other, skin_mask, _ = _contrast_maps(photo, brighter, prob, pts)
     assert comparison._contrast_kept(pts, own, other, skin_mask) > 0.8
-    _, bare, _, _ = _contrast_maps(photo, _photo_with_a_hair(skin, None, seed=1), prob)
+    _, bare, _, _ = _contrast_maps(photo, _photo_with_a_hair(skin, None, seed=1), prob, pts)
     assert abs(comparison._contrast_kept(pts, own, bare, skin_mask)) < 0.1
 
 
@@ -163,8 +166,8 @@ def test_a_blonde_hair_that_a_colour_cast_leaves_only_in_hue_is_still_shown():
     photo = _photo_with_a_hair((120, 140, 200), (120, 190, 225))  # BGR: yellowish hair, lighter than pink skin
     # Under a bluish cast the hair is as bright as the skin (channel mean 160): only its hue differs.
     cast = _photo_with_a_hair((140, 140, 200), (90, 170, 220), seed=2)
-    assert comparison._shown(pts, *_contrast_maps(photo, cast, prob))
-    assert not comparison._shown(pts, *_contrast_maps(photo, _photo_with_a_hair((140, 140, 200), None), prob))
+    assert comparison._shown(pts, *_contrast_maps(photo, cast, prob, pts))
+    assert not comparison._shown(pts, *_contrast_maps(photo, _photo_with_a_hair((140, 140, 200), None), prob, pts))
 
 
 def test_a_faint_hair_that_stands_out_from_the_skin_beside_it_is_shown():
@@ -174,9 +177,21 @@ def test_a_faint_hair_that_stands_out_from_the_skin_beside_it_is_shown():
     pts = comparison._chain_pixels(g)[0]
     photo = _photo_with_a_hair((150, 170, 200), (60, 70, 80))
     faint = _photo_with_a_hair((150, 170, 200), (125, 142, 167), seed=3)  # a quarter of the contrast, blurred
-    maps = _contrast_maps(photo, faint, prob)
+    maps = _contrast_maps(photo, faint, prob, pts)
     assert comparison._contrast_kept(pts, *maps[:3]) < comparison.EVIDENCE_SEEN
     assert comparison._shown(pts, *maps)
+
+
+def test_without_bare_skin_beside_the_hair_the_grey_level_reading_decides():
+    from analysis.engine import comparison
+
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    pts = comparison._chain_pixels(g)[0]
+    photo = _photo_with_a_hair((150, 170, 200), (40, 40, 40))
+    own, other, _, _ = _contrast_maps(photo, photo, prob, pts)
+    no_skin = np.zeros(prob.shape, bool)  # e.g. a dense tuft: nothing beside the line is bare skin
+    assert comparison._shown(pts, own, other, no_skin, lambda: 0.9)
+    assert not comparison._shown(pts, own, other, no_skin, lambda: 0.1)
 
 
 def test_the_contrast_transfer_is_the_median_kept_by_matched_hairs_and_never_above_one():
