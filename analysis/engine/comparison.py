@@ -33,6 +33,7 @@ RING_PX = (4, 10)  # the bare skin this far from a centre line is its contrast's
 RING_MIN_PX = 8  # fewer bare-skin pixels beside a line than this: no zero to measure from
 NOISE_MIN = 0.005  # contrast noise floor: flat fill (a date stamp) has none
 OWN_RAISED_MIN = 0.01  # a hair standing out less than this from the skin beside it: that skin is not bare
+FULLY_PRESENT = 0.95  # a hair this much covered by the other photo's is clearly matched
 TRANSFER_HAIRS = 30  # clearly matched hairs that measure how much contrast the other photo keeps
 MIN_TRANSFER = 0.2  # below this the other photo shows too little of any hair to veto anything
 BORDERLINE_PRESENCE = 0.75  # a hair this little covered by the other photo's is doubtful unless its pixels show it
@@ -378,7 +379,9 @@ class _PairContrast:
 
 def _clearly_matched(chain_pix, presence, judged, n=TRANSFER_HAIRS):
     """Centre lines of the longest judged hairs that the other photo fully shows."""
-    sel = [i for i, (p, ok) in enumerate(zip(presence, judged, strict=True)) if ok and p is not None and p >= 0.95]
+    sel = [
+        i for i, (p, ok) in enumerate(zip(presence, judged, strict=True)) if ok and p is not None and p >= FULLY_PRESENT
+    ]
     sel.sort(key=lambda i: -len(chain_pix[i]))
     return [chain_pix[i] for i in sel[:n]]
 
@@ -396,12 +399,17 @@ def _thin_contrast(img_bgr, prob):
     colour cast a blonde hair on pink skin can turn from lighter to darker than the skin, or
     keep only a difference of hue. The background is smooth, so its median is taken at half
     resolution (a quarter of the cost)."""
-    dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
-    half = float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
+    half = _thick_hair_half_width(prob)
     h, w = img_bgr.shape[:2]
     small = cv2.resize(img_bgr, (max(w // 2, 1), max(h // 2, 1)), interpolation=cv2.INTER_AREA)
     background = cv2.resize(cv2.medianBlur(small, 2 * int(np.ceil(half)) + 3), (w, h), interpolation=cv2.INTER_LINEAR)
     return _colour_norm(cv2.absdiff(img_bgr, background)) / (_colour_norm(background) + 10.0)
+
+
+def _thick_hair_half_width(prob) -> float:
+    """Half-width in px of the thickest hairs (95th percentile of the mask's distance map)."""
+    dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
+    return float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
 
 
 def _colour_norm(img_bgr):
@@ -428,8 +436,7 @@ def _grey_contrast(img_bgr, prob):
     """Relative depth of thin dark and thin light structures (black-hat and top-hat over the
     local background, both divided by it)."""
     grey8 = cv2.transform(img_bgr, np.full((1, 3), 1 / 3))
-    dist = cv2.distanceTransform((prob > metrics.MASK_THRESHOLD).astype(np.uint8), cv2.DIST_L2, 3)
-    half = float(np.percentile(dist[dist > 0], 95)) if (dist > 0).any() else 3.0
+    half = _thick_hair_half_width(prob)
     kernel = np.ones((2 * int(np.ceil(2 * half)) + 3,) * 2, np.uint8)
     grey = grey8.astype(np.float32) + 1.0
     closed = cv2.morphologyEx(grey8, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
@@ -438,6 +445,8 @@ def _grey_contrast(img_bgr, prob):
 
 
 def _grey_kept(pts, own, other) -> float:
+    """Median grey-level contrast along the line in the other photo over that in the own, on
+    the side (dark or light hair) that the own photo shows."""
     (own_dark, own_light), (other_dark, other_light) = own, other
     ys, xs = pts[:, 1], pts[:, 0]
     dark, light = float(np.median(own_dark[ys, xs])), float(np.median(own_light[ys, xs]))
