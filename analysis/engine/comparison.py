@@ -251,7 +251,7 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     gained, gained_doubt = _missing_hairs(
         foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_shown_by_baseline
     )
-    # Doubtful hairs are the matching's own noise: each adds a variance of about a quarter of a hair.
+    # Doubtful hairs are the matching's own noise: each adds DOUBT_VARIANCE (in hairs²).
     amb = lost_doubt + gained_doubt
     # Short fragments and faint pieces count in the baseline but can never be judged lost, so the
     # share lost is taken over the hairs that could have been judged.
@@ -336,21 +336,23 @@ class _PairContrast:
         self._base, self._foll, self._hm = base, foll, hm
         self._matched = matched_b, matched_f
 
+    def _both_ways(self, make, border=0.0):
+        """make(analysis) for each photo, with the other photo's warped onto it:
+        ((baseline's, follow-up's on the baseline), (follow-up's, baseline's on the follow-up))."""
+        b, f, hm = self._base, self._foll, self._hm
+        mb, mf = make(b), make(f)
+        return (mb, _warp(mf, hm, b.prob.shape, border)), (mf, _warp(mb, np.linalg.inv(hm), f.prob.shape, border))
+
     @functools.cached_property
     def _maps(self):
         """(own contrast, the other photo's warped onto it, skin in both) for the baseline, then
-        the follow-up."""
-        b, f, hm = self._base, self._foll, self._hm
-        (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
-        inv = np.linalg.inv(hm)
-        bc, fc = _thin_contrast(b.prepared.work, b.prob), _thin_contrast(f.prepared.work, f.prob)
-        fc_in_b = cv2.warpPerspective(fc, hm, (bw, bh), flags=cv2.INTER_LINEAR)
-        bc_in_f = cv2.warpPerspective(bc, inv, (fw, fh), flags=cv2.INTER_LINEAR)
-        fprob_in_b = cv2.warpPerspective(f.prob, hm, (bw, bh), flags=cv2.INTER_LINEAR, borderValue=1.0)
-        bprob_in_f = cv2.warpPerspective(b.prob, inv, (fw, fh), flags=cv2.INTER_LINEAR, borderValue=1.0)
-        skin_b = (b.prob < PRESENT_PROB) & (fprob_in_b < PRESENT_PROB)
-        skin_f = (f.prob < PRESENT_PROB) & (bprob_in_f < PRESENT_PROB)
-        return (bc, fc_in_b, skin_b), (fc, bc_in_f, skin_f)
+        the follow-up. Outside the other photo's frame nothing is skin."""
+        contrast = self._both_ways(lambda a: _thin_contrast(a.prepared.work, a.prob))
+        prob = self._both_ways(lambda a: a.prob, border=1.0)
+        return tuple(
+            (own, other, (own_prob < PRESENT_PROB) & (other_prob < PRESENT_PROB))
+            for (own, other), (own_prob, other_prob) in zip(contrast, prob, strict=True)
+        )
 
     @functools.cached_property
     def _transfer(self):
@@ -363,18 +365,20 @@ class _PairContrast:
     def _grey(self):
         """The grey-level maps, (own, other's warped onto it) for each photo: only for the few
         hairs whose colour reading has no bare skin to measure from."""
-        b, f, hm = self._base, self._foll, self._hm
-        (bh, bw), (fh, fw) = b.prob.shape, f.prob.shape
-        bg, fg = _grey_contrast(b.prepared.work, b.prob), _grey_contrast(f.prepared.work, f.prob)
-        fg_in_b = tuple(cv2.warpPerspective(m, hm, (bw, bh), flags=cv2.INTER_LINEAR) for m in fg)
-        bg_in_f = tuple(cv2.warpPerspective(m, np.linalg.inv(hm), (fw, fh), flags=cv2.INTER_LINEAR) for m in bg)
-        return (bg, fg_in_b), (fg, bg_in_f)
+        return self._both_ways(lambda a: _grey_contrast(a.prepared.work, a.prob))
 
     def baseline_shown_by_followup(self, pts) -> bool:
         return _shown(pts, *self._maps[0], lambda: _grey_kept(pts, *self._grey[0]), self._transfer[0])
 
     def followup_shown_by_baseline(self, pts) -> bool:
         return _shown(pts, *self._maps[1], lambda: _grey_kept(pts, *self._grey[1]), self._transfer[1])
+
+
+def _warp(maps, hm, shape, border=0.0):
+    """A map, or a tuple of maps, warped by hm onto an image of the given shape."""
+    if isinstance(maps, tuple):
+        return tuple(_warp(m, hm, shape, border) for m in maps)
+    return cv2.warpPerspective(maps, hm, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderValue=border)
 
 
 def _clearly_matched(chain_pix, presence, judged, n=TRANSFER_HAIRS):
