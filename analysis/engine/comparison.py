@@ -499,7 +499,7 @@ def _mean_caliber(g, presence, mm):
     if mm is None:
         return None
     sel = [i for i, p in enumerate(presence) if p is not None]
-    return float(np.mean(g.caliber_px[sel]) * mm * 1000) if sel else None
+    return float(np.mean(g.caliber_px[metrics.measurable(g, sel)]) * mm * 1000) if sel else None
 
 
 def _paint(pixel_sets, shape):

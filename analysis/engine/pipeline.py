@@ -316,7 +316,7 @@ def _hair_values(g: metrics.HairGraph, mm: float | None, shape, th: Thresholds) 
     if mm is None:
         return v
     area_cm2 = shape[0] * shape[1] * mm * mm / 100.0
-    cal = g.caliber_px * mm * 1000.0
+    cal = g.caliber_px[metrics.measurable(g)] * mm * 1000.0
     counts, _ = np.histogram(cal, bins=list(HIST_EDGES_UM) + [1e9])
     v.update(
         {
@@ -325,7 +325,8 @@ def _hair_values(g: metrics.HairGraph, mm: float | None, shape, th: Thresholds) 
             "caliber_histogram_um": {"edges_um": list(HIST_EDGES_UM), "counts": [int(c) for c in counts]},
             "vellus_fraction": round(float((cal < th.vellus_um).mean()), 4) if n else None,
             "terminal_fraction": round(float((cal >= th.terminal_um).mean()), 4) if n else None,
-            "cumulative_thickness_mm_per_cm2": round(float(cal.sum() / 1000.0 / area_cm2), 3),
+            # Every counted hair at the measured hairs' mean width.
+            "cumulative_thickness_mm_per_cm2": round(float(n * cal.mean() / 1000.0 / area_cm2), 3) if n else 0.0,
         }
     )
     return v

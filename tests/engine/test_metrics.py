@@ -35,6 +35,20 @@ def test_a_hair_entering_the_frame_by_a_sliver_counts():
     assert len(g.chains) == 1
 
 
+def test_a_stub_at_the_frame_edge_counts_but_its_width_is_not_measured():
+    g = metrics.build_hair_graph(lines_coverage([(10, 100, 190, 100), (-20, 40, 20, 40)], 10), 0.005)
+    assert len(g.chains) == 2
+    long_hair = int(np.argmax(g.length_px))
+    assert list(metrics.measurable(g)) == [long_hair]
+    assert g.caliber_px[long_hair] == pytest.approx(10, rel=0.08)
+    assert g.caliber_px[1 - long_hair] < 8  # what the stub would have reported
+
+
+def test_when_no_hair_is_long_enough_all_are_measured():
+    g = metrics.build_hair_graph(lines_coverage([(-20, 40, 20, 40)], 10), 0.005)
+    assert len(g.chains) == 1 and list(metrics.measurable(g)) == [0]
+
+
 def test_visibility_is_uncovered_fraction():
     prob = np.zeros((10, 10), np.float32)
     prob[:, :3] = 1
