@@ -442,10 +442,12 @@ def _grey_contrast(img_bgr, prob):
     grey8 = cv2.transform(img_bgr, np.full((1, 3), 1 / 3))
     half = _thick_hair_half_width(prob)
     kernel = np.ones((2 * int(np.ceil(2 * half)) + 3,) * 2, np.uint8)
-    grey = grey8.astype(np.float32) + 1.0
-    closed = cv2.morphologyEx(grey8, cv2.MORPH_CLOSE, kernel).astype(np.float32) + 1.0
-    opened = cv2.morphologyEx(grey8, cv2.MORPH_OPEN, kernel).astype(np.float32) + 1.0
-    return (closed - grey) / closed, (grey - opened) / opened
+    grey = grey8.astype(np.float32)
+    closed = cv2.morphologyEx(grey8, cv2.MORPH_CLOSE, kernel).astype(np.float32)
+    opened = cv2.morphologyEx(grey8, cv2.MORPH_OPEN, kernel).astype(np.float32)
+    # The same floor as the colour reading: on near-black skin a plain ratio makes a few grey
+    # levels of noise look like several times a hair's contrast.
+    return (closed - grey) / (closed + 10.0), (grey - opened) / (opened + 10.0)
 
 
 def _grey_kept(pts, own, other) -> float:
@@ -454,9 +456,11 @@ def _grey_kept(pts, own, other) -> float:
     (own_dark, own_light), (other_dark, other_light) = own, other
     ys, xs = pts[:, 1], pts[:, 0]
     dark, light = float(np.median(own_dark[ys, xs])), float(np.median(own_light[ys, xs]))
+    if max(dark, light) <= OWN_RAISED_MIN:
+        return 0.0  # the own photo's pixels do not show the hair either: nothing to veto with
     if dark >= light:
-        return float(np.median(other_dark[ys, xs])) / max(dark, 1e-3)
-    return float(np.median(other_light[ys, xs])) / max(light, 1e-3)
+        return float(np.median(other_dark[ys, xs])) / dark
+    return float(np.median(other_light[ys, xs])) / light
 
 
 def _contrast_kept(pts, own, other, skin=None) -> float:

@@ -133,6 +133,18 @@ def _photo_with_a_hair(skin, hair, noise=2.0, seed=0):
     return np.clip(photo, 0, 255).astype(np.uint8)
 
 
+def _photo_with_hairs(skin, hair, lines, noise=1.0, seed=0):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    photo = np.full((200, 200, 3), skin, np.float32) + rng.normal(0, noise, (200, 200, 3))
+    mask = np.zeros((200, 200), np.uint8)
+    for x0, y0, x1, y1 in lines:
+        cv2.line(mask, (x0, y0), (x1, y1), 1, 5)
+    photo[mask > 0] = np.asarray(hair, np.float32)
+    return np.clip(photo, 0, 255).astype(np.uint8)
+
+
 def _contrast_maps(photo, other, prob, pts):
     """What `_shown` reads for the hair at pts: both photos' colour contrast, the bare skin in
     both, and the grey-level fallback."""
@@ -192,6 +204,31 @@ def test_without_bare_skin_beside_the_hair_the_grey_level_reading_decides():
     no_skin = np.zeros(prob.shape, bool)  # e.g. a dense tuft: nothing beside the line is bare skin
     assert comparison._shown(pts, own, other, no_skin, lambda: 0.9)
     assert not comparison._shown(pts, own, other, no_skin, lambda: 0.1)
+
+
+def test_the_grey_level_reading_does_not_blow_up_skin_noise_on_near_black_skin():
+    from analysis.engine import comparison
+
+    # Dividing by the near-black local minimum made a few grey levels of noise read as several
+    # times a hair's contrast (7x on a benchmark pair, which vetoed a real loss).
+    prob = np.zeros((200, 200), np.float32)
+    dark_skin = _photo_with_hairs((4, 4, 4), (0, 0, 0), [], noise=2.0)
+    dark, light = comparison._grey_contrast(dark_skin, prob)
+    assert np.median(dark) < 0.3 and np.median(light) < 0.3
+
+
+def test_a_hair_the_own_grey_levels_do_not_show_cannot_be_vetoed_by_them():
+    from analysis.engine import comparison
+
+    # A dark hair inside a tuft wider than the grey-level window: its own photo's black-hat is
+    # zero along it, so the follow-up's reading is no evidence of anything.
+    prob, g = _one_photo_graph([(20, 100, 180, 100)])
+    pts = comparison._chain_pixels(g)[0]
+    tuft = [(20, y, 180, y) for y in (86, 93, 107, 114)]
+    photo = _photo_with_hairs((60, 60, 60), (5, 5, 5), tuft + [(20, 100, 180, 100)])
+    gone = _photo_with_hairs((60, 60, 60), (5, 5, 5), tuft, seed=1)
+    grey = comparison._grey_contrast(photo, prob), comparison._grey_contrast(gone, prob)
+    assert comparison._grey_kept(pts, *grey) == 0.0
 
 
 def test_the_contrast_transfer_is_the_median_kept_by_matched_hairs_and_never_above_one():
