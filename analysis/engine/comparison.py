@@ -239,17 +239,26 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     fpix = _chain_pixels(foll.graph)
     pres_f = _presence(fpix, bmask_in_f, overlap_in_f)
     nb = sum(p is not None for p in pres_b)
-    mm = base.prepared.mm_per_px_work or 0.008
-    long_b = (base.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
-    long_f = (foll.graph.length_px * mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
+    mm = base.prepared.mm_per_px_work  # None without a scale: no density or caliber
+    judge_mm = mm or 0.008  # lengths still need a scale to tell a hair from a fragment
+    long_b = (base.graph.length_px * judge_mm >= MIN_JUDGED_MM) & _confident(bpix, base.prob)
+    long_f = (foll.graph.length_px * judge_mm >= MIN_JUDGED_MM) & _confident(fpix, foll.prob)
     contrast = _PairContrast(
         base, foll, hm, _clearly_matched(bpix, pres_b, long_b), _clearly_matched(fpix, pres_f, long_f)
     )
     lost, lost_doubt = _missing_hairs(
-        base.graph, bpix, pres_b, long_b, fmask, overlap, base.prob, mm, contrast.baseline_shown_by_followup
+        base.graph, bpix, pres_b, long_b, fmask, overlap, base.prob, judge_mm, contrast.baseline_shown_by_followup
     )
     gained, gained_doubt = _missing_hairs(
-        foll.graph, fpix, pres_f, long_f, bmask_in_f, overlap_in_f, foll.prob, mm, contrast.followup_shown_by_baseline
+        foll.graph,
+        fpix,
+        pres_f,
+        long_f,
+        bmask_in_f,
+        overlap_in_f,
+        foll.prob,
+        judge_mm,
+        contrast.followup_shown_by_baseline,
     )
     # Doubtful hairs are the matching's own noise: each adds DOUBT_VARIANCE (in hairs²).
     amb = lost_doubt + gained_doubt
@@ -258,7 +267,6 @@ def _hair_changes(base, foll, hm, overlap, fprob, sigma):
     n_judged = sum(1 for p, ok in zip(pres_b, long_b, strict=True) if p is not None and ok)
     nf_est = nb * (1 + (len(gained) - len(lost)) / max(n_judged, 1))
     extra = (100.0 * np.sqrt(DOUBT_VARIANCE * amb) / max(n_judged, 1)) ** 2
-    mm = base.prepared.mm_per_px_work
     area_cm2 = overlap.sum() * mm * mm / 100 if mm else None
     cal_b = _mean_caliber(base.graph, pres_b, mm)
     cal_f = _mean_caliber(foll.graph, pres_f, mm)
