@@ -32,7 +32,9 @@ EVIDENCE_SNR = 1.0  # ... or stand out from the skin beside the hair by this man
 RING_PX = (4, 10)  # the bare skin this far from a centre line is its contrast's zero
 RING_MIN_PX = 8  # fewer bare-skin pixels beside a line than this: no zero to measure from
 NOISE_MIN = 0.005  # contrast noise floor: flat fill (a date stamp) has none
-OWN_RAISED_MIN = 0.01  # a hair standing out less than this from the skin beside it: that skin is not bare
+# A hair standing out less than this in its own photo: in the colour reading the skin beside it is
+# not bare (the grey reading decides); in the grey reading there is nothing to compare with.
+OWN_RAISED_MIN = 0.01
 FULLY_PRESENT = 0.95  # a hair this much covered by the other photo's is clearly matched
 TRANSFER_HAIRS = 30  # clearly matched hairs that measure how much contrast the other photo keeps
 MIN_TRANSFER = 0.2  # below this the other photo shows too little of any hair to veto anything

@@ -34,7 +34,6 @@ HAIR_COLOURS_RGB = {
     "grey": (190, 188, 185),
 }
 FU_SIZE_P = (0.40, 0.35, 0.18, 0.07)  # 1, 2, 3, 4 hairs per follicular unit
-SS = 4  # supersampling factor for exact sub-pixel hair widths
 
 
 @dataclass
@@ -404,7 +403,7 @@ def _render_hairs(img, scalp: Scalp, h_world, size_px, rng):
 
 
 def _render_overview_hairs(img, scalp: Scalp, h_world, size_px):
-    """Many strands: draw per width bin at SS x on a full canvas (fast C polylines)."""
+    """Many strands: draw per width bin at 3x on a full canvas (fast C polylines)."""
     w, h = size_px
     ss = 3
     ppm = local_px_per_mm(
