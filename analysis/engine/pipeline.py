@@ -267,10 +267,11 @@ def measure(
     graph = ends = None
     if p.view == "trichoscopy":
         graph = metrics.build_hair_graph(prob, mm or 0.008)
-        vals.update(_hair_values(graph, mm, (h, w), thresholds))
-        if counter is not None and mm:
+        area_cm2 = measured_area_cm2(p.valid, mm)
+        vals.update(_hair_values(graph, mm, area_cm2, thresholds))
+        if counter is not None and area_cm2:
             ends = counter.count(prob, p.valid, mm)
-            vals.update(_counted_values(ends, mm, (h, w), thresholds))
+            vals.update(_counted_values(ends, area_cm2, thresholds))
     if p.view == "part_line" and mm:
         pw = metrics.part_width_px(prob, p.valid, smooth_px=max(1.0, 0.3 / mm))
         vals["part_width_mm"] = None if pw is None else round(float(pw[0]) * mm, 2)
@@ -306,16 +307,22 @@ def _empty_values() -> dict:
     }
 
 
-def _hair_values(g: metrics.HairGraph, mm: float | None, shape, th: Thresholds) -> dict:
+def measured_area_cm2(valid: np.ndarray, mm: float | None) -> float | None:
+    """The scalp area that was measured: the dermoscope's burned-in text and the strip beside
+    it (`FILL_MARGIN_PX`) hide hairs, so counting over the whole frame would read density low by
+    the hidden share (1-2% for a corner stamp, more for a wide overlay band)."""
+    return float(valid.sum()) * mm * mm / 100.0 if mm and valid.any() else None
+
+
+def _hair_values(g: metrics.HairGraph, mm: float | None, area_cm2: float | None, th: Thresholds) -> dict:
     n = len(g.chains)
     sizes = np.asarray(g.fu_sizes, int)
     v = {
         "hair_count": n,
         "follicular_units": {"1": int((sizes == 1).sum()), "2": int((sizes == 2).sum()), "3+": int((sizes >= 3).sum())},
     }
-    if mm is None:
+    if mm is None or area_cm2 is None:
         return v
-    area_cm2 = shape[0] * shape[1] * mm * mm / 100.0
     cal = g.caliber_px[metrics.measurable(g)] * mm * 1000.0
     counts, _ = np.histogram(cal, bins=list(HIST_EDGES_UM) + [1e9])
     v.update(
@@ -332,10 +339,9 @@ def _hair_values(g: metrics.HairGraph, mm: float | None, shape, th: Thresholds) 
     return v
 
 
-def _counted_values(c: counting.EndCounts, mm: float, shape, th: Thresholds) -> dict:
+def _counted_values(c: counting.EndCounts, area_cm2: float, th: Thresholds) -> dict:
     """Count, density and caliber classes from the hair-end counter (see counting.py); these
     replace the hair graph's, which undercounts hairs lying along each other."""
-    area_cm2 = shape[0] * shape[1] * mm * mm / 100.0
     v = {
         "hair_count": int(round(c.hairs)),
         "density_per_cm2": round(c.hairs / area_cm2, 2),
@@ -361,13 +367,14 @@ def regional_grid(prob, valid, graph, mm, ends: counting.EndCounts | None = None
         for c in range(cols):
             ys, xs = slice(r * h // rows, (r + 1) * h // rows), slice(c * w // cols, (c + 1) * w // cols)
             vis[r, c] = metrics.scalp_visibility(prob[ys, xs], valid[ys, xs])
-            if dens is not None and ends is not None:
-                area = (ys.stop - ys.start) * (xs.stop - xs.start) * mm * mm / 100
+            area = measured_area_cm2(valid[ys, xs], mm) if dens is not None else None
+            if area is None:
+                continue  # no density, or a cell wholly hidden by the device's text: unknown, not 0
+            if ends is not None:
                 dens[r, c] = float(ends.density_map[ys, xs].sum()) / area
-            elif dens is not None:
+            else:
                 cx, cy = graph.centroid[:, 0], graph.centroid[:, 1]
                 k = ((cx >= xs.start) & (cx < xs.stop) & (cy >= ys.start) & (cy < ys.stop)).sum() if len(cx) else 0
-                area = (ys.stop - ys.start) * (xs.stop - xs.start) * mm * mm / 100
                 dens[r, c] = k / area
     out = {"grid": list(GRID), "scalp_visibility": _round_grid(vis)}
     if dens is not None:

@@ -84,7 +84,7 @@ def test_a_counter_in_the_weights_folder_takes_over_count_and_caliber(tmp_path, 
     prep = prepare(p.image, "trichoscopy", p.mm_per_px)
     prob = np.where(prep.valid, segmenter.predict([prep.seg_input])[0], 0).astype(np.float32)
     c = counter.count(prob, prep.valid, p.mm_per_px)
-    area_cm2 = 320 * 240 * 0.008**2 / 100
+    area_cm2 = prep.valid.sum() * 0.008**2 / 100  # the area the date stamp leaves visible
     assert v["hair_count"] == round(c.hairs)
     assert v["density_per_cm2"] == pytest.approx(c.hairs / area_cm2, abs=0.01)
     assert len(v["caliber_histogram_um"]["counts"]) == len(v["caliber_histogram_um"]["edges_um"])

@@ -127,3 +127,23 @@ def test_measuring_stops_short_of_the_flat_fill_over_the_date_stamp():
     dist = cv2.distanceTransform((~text).astype(np.uint8), cv2.DIST_L2, 5)
     assert not p.valid[dist <= FILL_MARGIN_PX].any()
     assert p.valid[dist > FILL_MARGIN_PX * 1.5].all()
+
+
+def test_density_is_counted_over_the_area_left_visible():
+    """A wide overlay band hides a third of the field: the hairs in the rest still give the
+    field's density, and the grid cells under the band are unknown rather than bare."""
+    from dataclasses import replace
+
+    from analysis.engine.pipeline import measure, prepare
+
+    p = engine.phantoms.trichoscopy_phantom(8, size_px=(640, 480), mm_per_px=0.006)
+    prep = prepare(p.image, "trichoscopy", p.mm_per_px, for_network=False)
+    whole = measure(prep, p.coverage, with_heatmap=False)
+    band = prep.valid.copy()
+    band[:, : 640 // 3] = False
+    part = measure(replace(prep, valid=band), p.coverage, with_heatmap=False)
+    ratio = part.values["density_per_cm2"] / whole.values["density_per_cm2"]
+    assert part.values["hair_count"] < 0.85 * whole.values["hair_count"]
+    assert 0.8 < ratio < 1.4, ratio  # over the whole frame it would read about 2/3
+    grid = part.regions["density_per_cm2"]
+    assert all(row[0] is None for row in grid) and all(row[1] is not None for row in grid)
