@@ -17,6 +17,9 @@ def test_report_marks_missed_targets_honestly():
             "density_pct": 8.0,
             "caliber_um": 2.0,
             "vellus": 0.01,
+            "exact_density_pct": 3.0,
+            "exact_caliber_um": 1.0,
+            "exact_vellus": 0.02,
             "terminal": 0.02,
             "visibility": 0.01,
             "fu_1_pct": 5.0,
@@ -47,6 +50,9 @@ def test_report_marks_missed_targets_honestly():
     dices = {"all": {"unet": [0.9], "classical": [0.5]}}
     text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0)
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
+    # Measured on the exact coverage too: the error left when the network is taken out.
+    assert "|   density, counted on the exact coverage | 3% | 3% | (diagnostic) | yes |" in text
+    assert "|   vellus fraction, on the exact coverage | 0.02 | 0.02 | (diagnostic) | yes |" in text
     assert "| part width (found in 1 of 1 part-line photos) | 0.2 mm | 0.2 mm | ≤ 0.3 mm | yes |" in text
     assert "| 5% loss detected (sensitivity) | 1.00 (1 pairs) | ≥ 0.95 | yes |" in text
     # The loss pairs' own error is reported apart from the unchanged pairs' (mostly exactly 0).
