@@ -66,6 +66,46 @@ def _hard_phantom(seed, i):
     return phantoms.trichoscopy_phantom(seed, conditions=cond)
 
 
+def hairs_in_image(p) -> list[np.ndarray]:
+    """Centre lines (image px) of the hairs that the phantom's truth counts, sampled every 10 µm."""
+    return [
+        phantoms._project(p.world_to_image, phantoms._dense(p.scalp.hairs[k].points_mm, 0.01))
+        for k in p.truth["visible_hair_ids"]
+    ]
+
+
+def graph_topology(graph, hair_lines, shape, reach_px=6.0) -> dict:
+    """How the hair graph's hairs (chains) map onto the true ones. Each chain goes to the true
+    hair that most of its centre line lies on (within reach_px); a true hair given no chain is
+    missed (its pieces were swallowed by junctions or chained into neighbours), and every chain
+    beyond a hair's first is a split. The count's error is splits - missed + chains on no hair,
+    so a small error can hide two large ones."""
+    h, w = shape
+    owner = np.zeros((h, w), np.uint16)
+    for k, line in enumerate(hair_lines[:65534]):
+        cv2.polylines(owner, [np.round(line).astype(np.int32)], False, k + 1, 1)
+    dist, nearest = cv2.distanceTransformWithLabels(
+        (owner == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    hair_of_line_pixel = np.concatenate([[0], owner[owner > 0]]).astype(np.int64)  # row-major, from 1
+    hair_at = np.where(dist <= reach_px, hair_of_line_pixel[nearest], 0) - 1  # -1: on no hair
+    chains_of = np.zeros(len(hair_lines), int)
+    stray = 0
+    for chain in graph.chains:
+        on = hair_at[np.isin(graph.labels, chain)]
+        on = on[on >= 0]
+        if not len(on):
+            stray += 1
+            continue
+        chains_of[np.bincount(on).argmax()] += 1
+    return {
+        "hairs": len(hair_lines),
+        "missed": int((chains_of == 0).sum()),
+        "split": int(np.maximum(chains_of - 1, 0).sum()),
+        "stray": stray,
+    }
+
+
 def trichoscopy_errors(n, seed0, seg):
     rows, dices = [], {}
     for i in range(n):
@@ -74,7 +114,8 @@ def trichoscopy_errors(n, seed0, seg):
         a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
         secs = time.perf_counter() - t
         v, tr = a.to_dict(), p.truth
-        exact = _on_exact_coverage(a, p)
+        exact, exact_graph = _on_exact_coverage(a, p)
+        topo = graph_topology(exact_graph, [x * a.prepared.scale for x in hairs_in_image(p)], a.prob.shape)
         rows.append(
             {
                 "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
@@ -89,6 +130,7 @@ def trichoscopy_errors(n, seed0, seg):
                 * abs(v["follicular_units"]["1"] - tr["follicular_units"]["1"])
                 / max(1, tr["follicular_units"]["1"]),
                 "seconds": secs,
+                "exact_topology": topo,
                 "clipped": _clipped(p.scalp),
             }
         )
@@ -117,7 +159,8 @@ def _on_exact_coverage(a, p) -> dict:
     cov = p.coverage
     if cov.shape != a.prob.shape:
         cov = cv2.resize(cov, a.prob.shape[::-1], interpolation=cv2.INTER_AREA)
-    return measure(a.prepared, cov, with_heatmap=False).to_dict()
+    m = measure(a.prepared, cov, with_heatmap=False)
+    return m.to_dict(), m.graph
 
 
 def overview_errors(n, seed0, seg):
@@ -290,6 +333,13 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s) -> str:
     # Measured from the exact coverage: the part of each error that is not the network's.
     exact = "(diagnostic)"
     row("  density, counted on the exact coverage", [r["exact_density_pct"] for r in tri], exact, "%", 1e9)
+    topo = [r["exact_topology"] for r in tri if "exact_topology" in r]
+    if topo:
+        n_h, missed, split = (sum(t[k] for t in topo) for k in ("hairs", "missed", "split"))
+        L.append(
+            f"|   of {n_h} true hairs on the exact coverage: missed, split (extra pieces) "
+            f"| {missed} ({100 * missed / n_h:.0f}%), {split} ({100 * split / n_h:.0f}%) | | (diagnostic) | |"
+        )
     row("mean caliber", [r["caliber_um"] for r in tri], "≤ 5 µm", " µm", 5)
     row("  mean caliber, on the exact coverage", [r["exact_caliber_um"] for r in tri], exact, " µm", 1e9)
     row("vellus fraction", [r["vellus"] for r in tri], "≤ 0.05", "", 0.05)

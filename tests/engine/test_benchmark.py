@@ -58,3 +58,19 @@ def test_report_marks_missed_targets_honestly():
     # The loss pairs' own error is reported apart from the unchanged pairs' (mostly exactly 0).
     assert "|   matched-pair change, 5%-loss pairs only | 0.5 pp | 0.5 pp | (none) | yes |" in text
     assert "| 5%-loss pairs whose stated uncertainty covers the truth | 1.00 | - | - |" in text
+
+
+def test_graph_topology_finds_missed_and_split_hairs():
+    from analysis.engine import metrics
+
+    from .conftest import lines_coverage
+
+    cov = lines_coverage([(20, 100, 180, 100), (100, 20, 100, 180)], width=6)
+    lines = [np.array([[20.0, 100.0], [180.0, 100.0]]), np.array([[100.0, 20.0], [100.0, 180.0]])]
+    lines = [np.linspace(a[0], a[1], 80) for a in lines]
+    g = metrics.build_hair_graph(cov, 0.01)
+    assert benchmark.graph_topology(g, lines, cov.shape) == {"hairs": 2, "missed": 0, "split": 0, "stray": 0}
+    cov[:, 40:52] = 0  # the horizontal hair now shows as two pieces
+    far = np.linspace([10.0, 10.0], [10.0, 60.0], 20)  # a true hair the coverage does not show
+    g = metrics.build_hair_graph(cov, 0.01)
+    assert benchmark.graph_topology(g, lines + [far], cov.shape) == {"hairs": 3, "missed": 1, "split": 1, "stray": 0}
