@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import comparison, phantoms
+from . import comparison, metrics, phantoms
 from .pipeline import analyze_image, measure
 from .segmentation import classical_segment, load_segmenter
 
@@ -68,10 +68,7 @@ def _hard_phantom(seed, i):
 
 def hairs_in_image(p) -> list[np.ndarray]:
     """Centre lines (image px) of the hairs that the phantom's truth counts, sampled every 10 µm."""
-    return [
-        phantoms._project(p.world_to_image, phantoms._dense(p.scalp.hairs[k].points_mm, 0.01))
-        for k in p.truth["visible_hair_ids"]
-    ]
+    return [phantoms.centre_line_px(p.scalp.hairs[k], p.world_to_image) for k in p.truth["visible_hair_ids"]]
 
 
 def graph_topology(graph, hair_lines, shape, reach_px=6.0) -> dict:
@@ -84,11 +81,8 @@ def graph_topology(graph, hair_lines, shape, reach_px=6.0) -> dict:
     owner = np.zeros((h, w), np.uint16)
     for k, line in enumerate(hair_lines[:65534]):
         cv2.polylines(owner, [np.round(line).astype(np.int32)], False, k + 1, 1)
-    dist, nearest = cv2.distanceTransformWithLabels(
-        (owner == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    hair_of_line_pixel = np.concatenate([[0], owner[owner > 0]]).astype(np.int64)  # row-major, from 1
-    hair_at = np.where(dist <= reach_px, hair_of_line_pixel[nearest], 0) - 1  # -1: on no hair
+    dist, hair_label = phantoms.nearest_label(owner)
+    hair_at = np.where(dist <= reach_px, hair_label, 0) - 1  # -1: on no hair
     chains_of = np.zeros(len(hair_lines), int)
     stray = 0
     for chain in graph.chains:
@@ -153,7 +147,7 @@ def _relative_pct(measured, true):
     return 100 * abs((measured or 0) - true) / true
 
 
-def _on_exact_coverage(a, p) -> dict:
+def _on_exact_coverage(a, p) -> tuple[dict, metrics.HairGraph]:
     """The same measurement from the phantom's exact coverage instead of the network's: what
     is left is the error of counting and measuring hairs, apart from segmentation."""
     cov = p.coverage

@@ -357,12 +357,9 @@ def _distance_to_polyline(pts, shape, reach):
     ip = np.round(pts).astype(np.int32)
     for k in range(len(pts) - 1):
         cv2.line(label, tuple(map(int, ip[k])), tuple(map(int, ip[k + 1])), k + 1, 1, cv2.LINE_8)
-    approx, nearest = cv2.distanceTransformWithLabels(
-        (label == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    seg_of_line_pixel = np.concatenate([[0], label[label > 0]]).astype(np.int64)  # row-major, from 1
+    approx, seg_label = nearest_label(label)
     ys, xs = np.nonzero(approx <= reach + 1.5)
-    seg = seg_of_line_pixel[nearest[ys, xs]] - 1
+    seg = seg_label[ys, xs] - 1
     q = np.stack([xs, ys], 1).astype(np.float64)
     best = np.full(len(q), np.inf)
     n_seg = len(pts) - 1
@@ -375,6 +372,17 @@ def _distance_to_polyline(pts, shape, reach):
     out = np.full(shape, np.inf)
     out[ys, xs] = best
     return out
+
+
+def nearest_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For every pixel, the (approximate L2) distance to the nearest labelled pixel of a label
+    image (0 = none) and that pixel's label."""
+    approx, nearest = cv2.distanceTransformWithLabels(
+        (label == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # OpenCV numbers the zero pixels of its input, here the labelled ones, in row-major order from 1.
+    label_of = np.concatenate([[0], label[label > 0]]).astype(np.int64)
+    return approx, label_of[nearest]
 
 
 def _render_hairs(img, scalp: Scalp, h_world, size_px, rng):
@@ -528,11 +536,15 @@ def visible_hairs(scalp: Scalp, h_world, size_px) -> list[int]:
     w, h = size_px
     idx = []
     for i, hair in enumerate(scalp.hairs):
-        pts = _dense(hair.points_mm, 0.01)
-        p = _project(h_world, pts)
+        p = centre_line_px(hair, h_world)
         if np.any((p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)):
             idx.append(i)
     return idx
+
+
+def centre_line_px(hair: Hair, h_world) -> np.ndarray:
+    """A hair's centre line in image px, sampled every 10 µm."""
+    return _project(h_world, _dense(hair.points_mm, 0.01))
 
 
 def _dense(pts, step):

@@ -261,7 +261,6 @@ def measure(
 ) -> ImageAnalysis:
     prob = np.where(p.valid, prob, 0).astype(np.float32)
     mm = p.mm_per_px_work
-    h, w = prob.shape
     vals = _empty_values()
     vals["scalp_visibility"] = round(metrics.scalp_visibility(prob, p.valid), 4)
     graph = ends = None
@@ -321,7 +320,7 @@ def _hair_values(g: metrics.HairGraph, mm: float | None, area_cm2: float | None,
         "hair_count": n,
         "follicular_units": {"1": int((sizes == 1).sum()), "2": int((sizes == 2).sum()), "3+": int((sizes >= 3).sum())},
     }
-    if mm is None or area_cm2 is None:
+    if area_cm2 is None:  # no scale, or nothing measured
         return v
     cal = g.caliber_px[metrics.measurable(g)] * mm * 1000.0
     counts, _ = np.histogram(cal, bins=list(HIST_EDGES_UM) + [1e9])
