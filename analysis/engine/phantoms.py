@@ -73,6 +73,22 @@ class Conditions:
     shift_mm: tuple[float, float] = (0.0, 0.0)
     stamp: bool = True
     with_card: bool = False
+    # A dermoscope whose lens images a disc: radius / half the frame's height (0: the whole
+    # frame is scalp). 1 inscribes the disc; up to about 1.67 it still clips the corners.
+    aperture: float = 0.0
+
+
+SURROUND_LEVEL = 6.0  # what a camera records outside a dermoscope's lens: black plus sensor offset
+
+
+def field_of_view(size_px, cond: Conditions) -> np.ndarray:
+    """Share of each pixel inside the lens's disc (anti-aliased), all ones without one."""
+    w, h = size_px
+    if cond.aperture <= 0:
+        return np.ones((h, w), np.float32)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = np.hypot(xx + 0.5 - w / 2, yy + 0.5 - h / 2)
+    return np.clip(cond.aperture * h / 2 - r + 0.5, 0, 1).astype(np.float32)
 
 
 @dataclass
@@ -458,6 +474,9 @@ def apply_conditions(img: np.ndarray, cond: Conditions, rng) -> np.ndarray:
     r2 = ((xx - w / 2) ** 2 + (yy - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
     light = (1 - cond.vignette * r2) * (1 + cond.gradient * (xx / w - 0.5))
     out = out * light[..., None]
+    if cond.aperture > 0:  # before blur: the optics soften the lens's rim like everything else
+        fov = field_of_view((w, h), cond)[..., None]
+        out = out * fov + SURROUND_LEVEL * (1 - fov)
     if cond.blur_sigma_px > 0.05:
         out = cv2.GaussianBlur(out, (0, 0), cond.blur_sigma_px)
     if cond.noise_sigma > 0:
@@ -522,22 +541,27 @@ def image_phantom(
         coverage = _render_hairs(img, scalp, hw, size_px, rng)
     else:
         coverage = _render_overview_hairs(img, scalp, hw, size_px)
-    card_mask = None
+    hidden = 1 - field_of_view(size_px, cond)  # outside the lens: no scalp is seen
     if cond.with_card and card_origin_mm is not None:
-        card_mask = _card_mask_and_paste(img, hw, card_origin_mm, size_px)
-        coverage = coverage * (1 - card_mask)
+        hidden = np.maximum(hidden, _card_mask_and_paste(img, hw, card_origin_mm, size_px))
+    coverage = coverage * (1 - hidden)
     out = apply_conditions(img, cond, rng)
-    truth = compute_truth(scalp, hw, size_px, coverage, card_mask)
+    truth = compute_truth(scalp, hw, size_px, coverage, hidden if hidden.any() else None)
     return Phantom(out, coverage.astype(np.float32), truth, hw, mm_per_px, scalp.view, scalp, cond)
 
 
-def visible_hairs(scalp: Scalp, h_world, size_px) -> list[int]:
-    """Hairs with any part of the shaft inside the image (the counting rule)."""
+def visible_hairs(scalp: Scalp, h_world, size_px, seen: np.ndarray | None = None) -> list[int]:
+    """Hairs with any part of the shaft inside the image (the counting rule), and on a pixel
+    where scalp is seen when `seen` (bool per pixel) is given."""
     w, h = size_px
     idx = []
     for i, hair in enumerate(scalp.hairs):
         p = centre_line_px(hair, h_world)
-        if np.any((p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)):
+        inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+        if seen is not None and inside.any():
+            q = p[inside].astype(int)
+            inside = seen[q[:, 1], q[:, 0]]
+        if np.any(inside):
             idx.append(i)
     return idx
 
@@ -557,12 +581,14 @@ def _dense(pts, step):
     return np.vstack(out)
 
 
-def compute_truth(scalp: Scalp, h_world, size_px, coverage, card_mask=None) -> dict:
+def compute_truth(scalp: Scalp, h_world, size_px, coverage, hidden=None) -> dict:
+    """Exact values over the scalp the photo shows: `hidden` (0..1 per pixel) is the share of
+    each pixel covered by the card or outside the dermoscope's lens."""
     w, h = size_px
     ppm = local_px_per_mm(h_world, np.array(_project(np.linalg.inv(h_world), np.array([[w / 2, h / 2]]))[0]))
-    scalp_px = w * h - (float(card_mask.sum()) if card_mask is not None else 0.0)
+    scalp_px = w * h - (float(hidden.sum()) if hidden is not None else 0.0)
     area_cm2 = scalp_px / ppm**2 / 100.0
-    valid = np.ones((h, w), bool) if card_mask is None else card_mask < 0.5
+    valid = np.ones((h, w), bool) if hidden is None else hidden < 0.5
     truth = {
         "mm_per_px": 1.0 / ppm,
         "area_cm2": area_cm2,
@@ -571,7 +597,7 @@ def compute_truth(scalp: Scalp, h_world, size_px, coverage, card_mask=None) -> d
     }
     if scalp.view != "trichoscopy":
         return truth
-    vis = visible_hairs(scalp, h_world, size_px)
+    vis = visible_hairs(scalp, h_world, size_px, None if hidden is None else valid)
     diam = np.array([scalp.hairs[i].diameter_um for i in vis])
     fus: dict[int, int] = {}
     for i in vis:
@@ -600,14 +626,18 @@ def compute_truth(scalp: Scalp, h_world, size_px, coverage, card_mask=None) -> d
 
 
 def trichoscopy_phantom(
-    seed: int, *, size_px=(640, 480), mm_per_px=None, conditions=None, strength=1.0, **scalp_kw
+    seed: int, *, size_px=(640, 480), mm_per_px=None, conditions=None, strength=1.0, aperture=0.0, **scalp_kw
 ) -> Phantom:
+    """A dermoscope field; `aperture` > 0 images it through a round lens (see Conditions), the
+    same scalp and conditions otherwise."""
     rng = np.random.default_rng(seed)
     mm_per_px = mm_per_px if mm_per_px is not None else float(rng.uniform(0.0025, 0.012))
     fw, fh = size_px[0] * mm_per_px, size_px[1] * mm_per_px
     m = max(fw, fh) * 0.6 + 2.0  # margin: hairs enter from outside; follow-ups may move
     scalp = make_trichoscopy_scalp(rng, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
     cond = conditions or random_conditions(rng, strength=strength)
+    if aperture:
+        cond = dataclasses.replace(cond, aperture=float(aperture))
     return image_phantom(scalp, size_px, mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0))
 
 

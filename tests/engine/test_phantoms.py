@@ -65,3 +65,17 @@ def test_a_follow_up_keeps_the_calibration_card_where_it_lay():
     found = calibration.calibrate(follow.image)
     assert found.source == "card"
     assert abs(found.mm_per_px - base.mm_per_px) / base.mm_per_px < 0.15
+
+
+def test_a_round_lens_hides_the_scalp_around_it_and_the_truth_counts_only_what_it_shows():
+    plain = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008)
+    lens = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008, aperture=1.0)
+    fov = phantoms.field_of_view((320, 240), lens.conditions)
+    outside = fov == 0
+    # Black (with sensor noise and JPEG) around the disc, and no hair coverage there.
+    assert 0.3 < outside.mean() < 0.5 and np.median(lens.image[outside]) < 20
+    assert lens.coverage[outside].max() == 0
+    t, tp = lens.truth, plain.truth
+    assert abs(t["area_cm2"] / tp["area_cm2"] - fov.mean()) < 1e-6
+    assert set(t["visible_hair_ids"]) < set(tp["visible_hair_ids"])  # the same scalp, fewer hairs seen
+    assert abs(t["scalp_visibility"] - (1 - lens.coverage[fov >= 0.5].mean())) < 1e-6
