@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "6"  # bump whenever a metric or comparison algorithm changes
+METRICS_VERSION = "7"  # bump whenever a metric or comparison algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 FU_LINK_MM = 0.06  # free hair ends closer than this share a follicular opening
@@ -245,7 +245,11 @@ def _branch_direction(coords, contact, radius):
     return v / n if n > 1e-6 else np.zeros(2)
 
 
-def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.06) -> HairGraph:
+def build_hair_graph(
+    prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.06, valid: np.ndarray | None = None
+) -> HairGraph:
+    """Hairs as chains of skeleton branches. `valid` marks the pixels that show scalp (not a
+    device's text, not outside a round lens): its edge cuts hairs just as the frame's edge does."""
     mask = prob > MASK_THRESHOLD
     mask = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
@@ -277,7 +281,7 @@ def build_hair_graph(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.0
     for y, x in zip(*np.nonzero(endpoint), strict=True):
         free_ends.setdefault(int(labels[y, x]), []).append((float(x), float(y)))
 
-    at_border = _touches_border(labels, nb)
+    at_border = _touches_border(labels, nb, valid)
     # Spurs: short branches with one free end hanging off a junction are thinning artefacts.
     alive = np.ones(nb, bool)
     alive[0] = False
@@ -354,10 +358,14 @@ def _split_corners(core, labels, nb, dist):
     return out
 
 
-def _touches_border(labels, n):
+def _touches_border(labels, n, valid=None):
+    """Branches within 3 px of the frame's edge, or of the edge of what is seen (`valid`)."""
     edge = np.zeros(n + 1, bool)
     for strip in (labels[:3], labels[-3:], labels[:, :3], labels[:, -3:]):
         edge[np.unique(strip)] = True
+    if valid is not None and not valid.all():
+        unseen = cv2.dilate((~valid).astype(np.uint8), np.ones((7, 7), np.uint8)) > 0
+        edge[np.unique(labels[unseen])] = True
     edge[0] = False
     return edge
 

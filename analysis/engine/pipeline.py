@@ -123,6 +123,87 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     return out
 
 
+SURROUND_MAX = 40  # brightest channel a camera records outside a dermoscope's lens (black, noise, JPEG)
+SURROUND_SHARE = 0.3  # ... and at most this share of the scalp's brightness
+THICKEST_HAIR_MM = 0.14  # a disc this wide fits into the lens's surround but into no hair
+LENS_WORK_SIDE = 480  # the surround is large: finding it at about this size is enough and cheap
+MIN_FIELD_SHARE = 0.2  # less scalp than this share of the photo: too few hairs for a stable density
+
+
+def outside_lens_mask(img: np.ndarray, mm_per_px: float | None) -> np.ndarray:
+    """Where a round dermoscope lens shows no scalp: the near-black surround outside its disc.
+
+    Candidates are near-black regions joined to the frame's edge and wider than any hair (an
+    opening with a disc THICKEST_HAIR_MM wide removes hair). Black hair on very dark skin
+    under vignetting can still pass: where thick hairs pile up in a corner they are as dark
+    and as wide. So the candidates' inner edge must be an arc of one circle, the lens's rim;
+    the mask is then everything outside that circle, which also leaves hairs that reach the
+    rim to the scalp. A surround thinner than THICKEST_HAIR_MM (a lens that clips only the
+    very corners) is not found."""
+    h, w = img.shape[:2]
+    none = np.zeros((h, w), bool)
+    s = min(1.0, LENS_WORK_SIDE / max(h, w))
+    small = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+    b8, g8, r8 = cv2.split(small)
+    top = cv2.GaussianBlur(cv2.max(cv2.max(b8, g8), r8), (0, 0), 1.5)  # noise would break it up
+    level = float(np.percentile(top, 90))  # the scalp, even when the lens shows only a small disc
+    dark = (top < min(SURROUND_MAX, SURROUND_SHARE * level)).astype(np.uint8)
+    d = THICKEST_HAIR_MM / mm_per_px * s if mm_per_px else 0.02 * min(top.shape)
+    d = max(3, int(round(d)) | 1)
+    wide = cv2.morphologyEx(dark, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (d, d)))
+    n, lab = cv2.connectedComponents(wide, connectivity=8)
+    edge = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+    surround = np.isin(lab, edge[edge > 0])
+    if surround.mean() < 0.005:
+        return none
+    circle = _rim_circle(surround, dark > 0)
+    if circle is None:
+        return none
+    cx, cy, r = (v / s for v in circle)
+    yy, xx = np.ogrid[:h, :w]
+    # 2 px inside the fitted rim: the rim is blurred by the optics like everything else.
+    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 > (r - 2) ** 2
+
+
+RIM_TOLERANCE = 0.03  # of the radius: how far the surround's inner edge may stray from one circle
+RIM_ON_CIRCLE = 0.7  # share of that edge that must lie on the circle (hairs reaching the rim do not)
+SURROUND_DARK = 0.9  # share of the frame outside the circle that must be near-black
+
+
+def _rim_circle(surround: np.ndarray, dark: np.ndarray) -> tuple[float, float, float] | None:
+    """The circle (x, y, radius in px) that the surround's inner edge follows, or None when that
+    edge is no circle's arc (a pile of dark hair, a shadow)."""
+    h, w = surround.shape
+    # The scalp is the largest region left; holes in the surround (its burned-in text) are not.
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((~surround).astype(np.uint8), connectivity=4)
+    if n < 2:
+        return None
+    disc = (lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))).astype(np.uint8)
+    inner = (disc > 0) & ~(cv2.erode(disc, np.ones((3, 3), np.uint8)) > 0)
+    inner[[0, -1], :] = False  # the frame's edge is not the rim
+    inner[:, [0, -1]] = False
+    ys, xs = np.nonzero(inner)
+    if len(xs) < 30:
+        return None
+    x, y = xs + 0.5, ys + 0.5
+    keep = np.ones(len(x), bool)
+    for _ in range(3):  # least squares (Kasa), then again without the points far off it
+        a = np.stack([x[keep], y[keep], np.ones(keep.sum())], 1)
+        sol, *_ = np.linalg.lstsq(a, x[keep] ** 2 + y[keep] ** 2, rcond=None)
+        cx, cy = sol[0] / 2, sol[1] / 2
+        r = float(np.sqrt(max(sol[2] + cx * cx + cy * cy, 0.0)))
+        keep = np.abs(np.hypot(x - cx, y - cy) - r) <= max(2.0, RIM_TOLERANCE * r)
+        if keep.sum() < 30:
+            return None
+    yy, xx = np.ogrid[:h, :w]
+    outside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 > r * r
+    if keep.mean() < RIM_ON_CIRCLE or not outside.any() or dark[outside].mean() < SURROUND_DARK:
+        return None
+    if not (0 <= cx < w and 0 <= cy < h) or r < 0.1 * min(h, w):
+        return None
+    return float(cx), float(cy), r
+
+
 def prepare(
     img: np.ndarray,
     view: str,
@@ -145,7 +226,15 @@ def prepare(
         if view != "trichoscopy" or mm_per_px is None
         else Calibration(float(mm_per_px), None, "given")
     )
-    qual = assess(img, view, cal, baseline_measures)
+    # A round dermoscope lens leaves a black surround: not scalp, not exposure, not an edge.
+    outside = outside_lens_mask(img, cal.mm_per_px) if view == "trichoscopy" else None
+    qual = assess(img, view, cal, baseline_measures, None if outside is None else ~outside)
+    if outside is not None and outside.mean() > 1 - MIN_FIELD_SHARE:
+        qual.fail(
+            "field_of_view",
+            f"The dermoscope's round field fills only {100 * (1 - outside.mean()):.0f}% of the photo: "
+            "zoom in until the field fills the frame's height, and retake.",
+        )
     if view == "trichoscopy" and cal.mm_per_px is None:
         qual.fail(
             "no_scale",
@@ -159,6 +248,8 @@ def prepare(
         valid &= ~card
     if view == "trichoscopy":
         valid &= ~device_overlay_mask(work)
+        if outside.any():
+            valid &= cv2.resize(outside.astype(np.uint8), valid.shape[::-1], interpolation=cv2.INTER_NEAREST) == 0
     seg_input = _neutralise(work, valid) if for_network else None
     return Prepared(img.shape, view, work, s, cal, qual, _clear_of_fill(valid), seg_input)
 
@@ -265,7 +356,7 @@ def measure(
     vals["scalp_visibility"] = round(metrics.scalp_visibility(prob, p.valid), 4)
     graph = ends = None
     if p.view == "trichoscopy":
-        graph = metrics.build_hair_graph(prob, mm or 0.008)
+        graph = metrics.build_hair_graph(prob, mm or 0.008, valid=p.valid)
         area_cm2 = measured_area_cm2(p.valid, mm)
         vals.update(_hair_values(graph, mm, area_cm2, thresholds))
         if counter is not None and area_cm2:

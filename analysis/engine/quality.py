@@ -52,22 +52,34 @@ def sharpness(grey: np.ndarray) -> float:
     return grad_p99(0.7) / max(grad_p99(2.0), 1e-3)
 
 
-def measure(image_bgr: np.ndarray) -> dict:
+def measure(image_bgr: np.ndarray, scalp: np.ndarray | None = None) -> dict:
     """Exposure statistics on a copy of at most 1000 px: they are global, and a 12 MP photo
-    would otherwise spend a third of a second here."""
+    would otherwise spend a third of a second here. With `scalp` (bool per pixel) only those
+    pixels count: the black surround of a dermoscope's lens is neither dark exposure nor an edge."""
     h, w = image_bgr.shape[:2]
     s = min(1.0, 1000.0 / max(h, w))
     small = cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image_bgr
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
-    hist = np.bincount(grey.ravel(), minlength=256)
+    seen = None
+    if scalp is not None and not scalp.all():
+        seen = cv2.resize(scalp.astype(np.uint8), grey.shape[::-1], interpolation=cv2.INTER_NEAREST)
+        seen = seen if seen.any() else None
+    if seen is None:
+        hist = np.bincount(grey.ravel(), minlength=256)
+        # The exact integer sums divided as numpy's mean does, without its slow strided reduction.
+        mean_bgr = [float(v) / (small.shape[0] * small.shape[1]) for v in cv2.sumElems(small)[:3]]
+    else:
+        hist = cv2.calcHist([grey], [0], seen, [256], [0, 256]).ravel().astype(np.int64)
+        mean_bgr = [float(v) for v in cv2.mean(small, mask=seen)[:3]]
+        grey = np.where(seen > 0, grey, np.uint8(median_from_histogram(hist)))  # the lens's rim is no edge
+    n = max(int(hist.sum()), 1)
     return {
         "sharpness": sharpness(grey),
         "median_luma": median_from_histogram(hist),
-        "dark_clipped": float(hist[:4].sum() / grey.size),
-        "bright_clipped": float(hist[250:].sum() / grey.size),  # white-out, not one saturated channel
+        "dark_clipped": float(hist[:4].sum() / n),
+        "bright_clipped": float(hist[250:].sum() / n),  # white-out, not one saturated channel
         "min_side": int(min(h, w)),
-        # The exact integer sums divided as numpy's mean does, without its slow strided reduction.
-        "mean_bgr": [float(v) / (small.shape[0] * small.shape[1]) for v in cv2.sumElems(small)[:3]],
+        "mean_bgr": mean_bgr,
     }
 
 
@@ -96,9 +108,16 @@ def channel_medians(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     )
 
 
-def assess(image_bgr: np.ndarray, view: str, calibration: Calibration, baseline: dict | None = None) -> QualityReport:
-    """Check one photo; `baseline` is the measures dict of the first photo of the same view."""
-    return assess_measures(measure(image_bgr), view, calibration, baseline)
+def assess(
+    image_bgr: np.ndarray,
+    view: str,
+    calibration: Calibration,
+    baseline: dict | None = None,
+    scalp: np.ndarray | None = None,
+) -> QualityReport:
+    """Check one photo; `baseline` is the measures dict of the first photo of the same view,
+    `scalp` the pixels that show scalp (all when None)."""
+    return assess_measures(measure(image_bgr, scalp), view, calibration, baseline)
 
 
 def assess_measures(measures: dict, view: str, calibration: Calibration, baseline: dict | None = None) -> QualityReport:

@@ -147,3 +147,53 @@ def test_density_is_counted_over_the_area_left_visible():
     assert 0.8 < ratio < 1.4, ratio  # over the whole frame it would read about 2/3
     grid = part.regions["density_per_cm2"]
     assert all(row[0] is None for row in grid) and all(row[1] is not None for row in grid)
+
+
+def test_a_round_lens_surround_is_found_and_not_measured():
+    """A dermoscope that images a disc leaves a black surround. Its rim read as hair before
+    (density up to +80%, visibility 0.1 low); now it is outside the measured area, the network
+    sees it filled with skin colour, and it is neither dark exposure nor an edge."""
+    from analysis.engine.pipeline import outside_lens_mask, prepare
+    from analysis.engine.quality import channel_medians
+
+    lens = engine.phantoms.trichoscopy_phantom(4, size_px=(640, 480), mm_per_px=0.006, aperture=1.1)
+    fov = engine.phantoms.field_of_view((640, 480), lens.conditions) > 0.5
+    found = outside_lens_mask(lens.image, lens.mm_per_px)
+    assert (found & ~fov).sum() / (found | ~fov).sum() > 0.95  # IoU with the true surround
+    p = prepare(lens.image, "trichoscopy", lens.mm_per_px)
+    assert not p.valid[~fov].any() and p.quality.ok, p.quality.reasons
+    skin = channel_medians(p.work, p.valid)
+    assert (np.abs(p.seg_input[found] - skin) <= 1).all() and skin.max() > 40  # the scalp's colour, not black
+
+
+@pytest.mark.parametrize("seed", [3, 12])
+def test_black_hair_on_very_dark_skin_is_not_mistaken_for_a_lens_surround(seed):
+    from analysis.engine.pipeline import outside_lens_mask
+
+    p = engine.phantoms.trichoscopy_phantom(seed, hair="black", skin="very_dark", mm_per_px=0.004, fu_per_cm2=150)
+    assert outside_lens_mask(p.image, p.mm_per_px).sum() == 0
+
+
+@pytest.mark.parametrize("seed", [22, 26])
+def test_a_round_lens_field_is_measured_over_the_scalp_inside_it(seed, segmenter):
+    """Before the surround was found, these fields read 0.19 and 0.16 too bare: the network
+    saw the black surround's rim as hair and the surround as scalp."""
+    lens = engine.phantoms.trichoscopy_phantom(seed, size_px=(640, 480), mm_per_px=0.008, aperture=1.0)
+    a = engine.analyze_image(lens.image, view="trichoscopy", mm_per_px=lens.mm_per_px, segmenter=segmenter)
+    v = a.to_dict()
+    assert abs(v["scalp_visibility"] - lens.truth["scalp_visibility"]) < 0.03
+    assert v["quality"]["ok"], v["quality"]["reasons"]
+    # Density is counted over the disc less the strip along its rim that is not measured.
+    disc = engine.phantoms.field_of_view((640, 480), lens.conditions).sum()
+    assert 0.8 < a.prepared.valid.sum() / disc < 0.92
+    # Corner cells of the grid lie mostly outside the lens but still hold some scalp.
+    assert all(x is not None for row in v["regions"]["density_per_cm2"] for x in row)
+
+
+def test_a_small_round_field_gets_a_reason_to_zoom_in():
+    from analysis.engine.pipeline import prepare
+
+    lens = engine.phantoms.trichoscopy_phantom(5, size_px=(640, 480), mm_per_px=0.008, aperture=0.45)
+    p = prepare(lens.image, "trichoscopy", lens.mm_per_px)
+    assert "field_of_view" in p.quality.codes
+    assert any("zoom in" in r for r in p.quality.reasons)
