@@ -50,20 +50,31 @@ def _case(p) -> list[str]:
     return cases
 
 
-def _hard_phantom(seed, i):
+def _hard_phantom(seed, i, aperture=0.0):
     """Every third field is forced into a hard case so each case has enough samples."""
     kind = i % 3
     rng = np.random.default_rng(seed)
     if kind == 0:
         return phantoms.trichoscopy_phantom(
-            seed, hair=str(rng.choice(["blonde", "grey"])), skin=str(rng.choice(["very_light", "light"]))
+            seed,
+            hair=str(rng.choice(["blonde", "grey"])),
+            skin=str(rng.choice(["very_light", "light"])),
+            aperture=aperture,
         )
     if kind == 1:
         return phantoms.trichoscopy_phantom(
-            seed, hair=str(rng.choice(["black", "brown"])), skin=str(rng.choice(["brown", "very_dark"]))
+            seed,
+            hair=str(rng.choice(["black", "brown"])),
+            skin=str(rng.choice(["brown", "very_dark"])),
+            aperture=aperture,
         )
     cond = phantoms.random_conditions(rng, blur_sigma_px=float(rng.uniform(1.0, 1.6)))
-    return phantoms.trichoscopy_phantom(seed, conditions=cond)
+    return phantoms.trichoscopy_phantom(seed, conditions=cond, aperture=aperture)
+
+
+def _field(seed, i, aperture=0.0):
+    """The benchmark's i-th trichoscopy field: every second one a hard case."""
+    return _hard_phantom(seed, i, aperture) if i % 2 else phantoms.trichoscopy_phantom(seed, aperture=aperture)
 
 
 def hairs_in_image(p) -> list[np.ndarray]:
@@ -103,7 +114,7 @@ def graph_topology(graph, hair_lines, shape, reach_px=6.0) -> dict:
 def trichoscopy_errors(n, seed0, seg):
     rows, dices = [], {}
     for i in range(n):
-        p = _hard_phantom(seed0 + i, i) if i % 2 else phantoms.trichoscopy_phantom(seed0 + i)
+        p = _field(seed0 + i, i)
         t = time.perf_counter()
         a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
         secs = time.perf_counter() - t
@@ -141,6 +152,29 @@ def trichoscopy_errors(n, seed0, seg):
             rows[-1]["caliber_um"],
         )
     return rows, dices
+
+
+def lens_errors(n, seed0, seg):
+    """The first n benchmark fields again, photographed through a round dermoscope lens (its
+    disc's radius 1.0-1.3 x half the frame's height): the black surround must be found and left
+    out, and the values must hold for the scalp inside it."""
+    rows = []
+    for i in range(n):
+        p = _field(seed0 + i, i, aperture=1.0 + 0.1 * (i % 4))
+        a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
+        v, tr = a.to_dict(), p.truth
+        seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
+        valid = cv2.resize(a.prepared.valid.astype(np.uint8), seen.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+        rows.append(
+            {
+                "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
+                "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
+                "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
+                "rim_found": not (valid & ~seen).any(),  # nothing outside the lens is measured
+            }
+        )
+        log.info("round lens %d/%d %s", i + 1, n, rows[-1])
+    return rows
 
 
 def _relative_pct(measured, true):
@@ -301,11 +335,12 @@ def run(n: int = 40, seed0: int = BENCH_SEED0, threads: int = 2) -> str:
     tri, dices = trichoscopy_errors(n, seed0, seg)
     ov = overview_errors(max(6, n // 2), seed0, seg)
     pairs = change_errors(2 * n, seed0, seg)
+    lens = lens_errors(max(4, n // 3), seed0, seg)
     speed = speed_12mp(seg)
-    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, time.time() - t0)
+    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, time.time() - t0, lens)
 
 
-def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s) -> str:
+def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=()) -> str:
     L = [
         f"Model `{version}`, {n} trichoscopy fields, {len(ov)} overview photos, {len(pairs)} follow-up pairs, "
         f"seed0 {seed0}; total {total_s / 60:.1f} min on this machine.",
@@ -344,6 +379,18 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s) -> str:
     row("1-hair follicular units, relative", [r["fu_1_pct"] for r in tri], "(none)", "%")
     row("scalp visibility, trichoscopy", [r["visibility"] for r in tri], "≤ 0.02", "", 0.02)
     row("scalp visibility, overview", [r["visibility"] for r in ov], "≤ 0.02", "", 0.02)
+    if lens:
+        k, found = len(lens), sum(r["rim_found"] for r in lens)
+        row(
+            f"density, round-lens fields ({k}; rim found in {found})",
+            [r["density_pct"] for r in lens],
+            "≤ 5% median, ≤ 10% p90",
+            "%",
+            5,
+            10,
+        )
+        row("  scalp visibility, round-lens fields", [r["visibility"] for r in lens], "≤ 0.02", "", 0.02)
+        row("  mean caliber, round-lens fields", [r["caliber_um"] for r in lens], "≤ 5 µm", " µm", 5)
     parts = [r.get("part_mm") for r in ov if "part_mm" in r]
     found = [x for x in parts if x is not None and np.isfinite(x)]
     row(f"part width (found in {len(found)} of {len(parts)} part-line photos)", found, "≤ 0.3 mm", " mm", 0.3)
