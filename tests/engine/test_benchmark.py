@@ -48,7 +48,10 @@ def test_report_marks_missed_targets_honestly():
         },
     ]
     dices = {"all": {"unet": [0.9], "classical": [0.5]}}
-    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0)
+    lens = [{"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": True}] * 2
+    lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False})
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens)
+    assert "| density, round-lens fields (3; rim found in 2) | 4% | 4% | ≤ 5% median, ≤ 10% p90 | yes |" in text
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
     # Measured on the exact coverage too: the error left when the network is taken out.
     assert "|   density, counted on the exact coverage | 3% | 3% | (diagnostic) | - |" in text
