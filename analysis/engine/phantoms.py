@@ -76,6 +76,9 @@ class Conditions:
     # A dermoscope whose lens images a disc: radius / half the frame's height (0: the whole
     # frame is scalp). 1 inscribes the disc; up to about 1.67 it still clips the corners.
     aperture: float = 0.0
+    # Non-polarised light: a specular streak along each hair shaft's middle, at most this share
+    # of the way to white (0: polarised, no streak).
+    shine: float = 0.0
 
 
 SURROUND_LEVEL = 6.0  # what a camera records outside a dermoscope's lens: black plus sensor offset
@@ -344,7 +347,7 @@ def _draw_openings_and_flakes(img, scalp: Scalp, h_world):
         cv2.addWeighted(overlay, 0.75, img, 0.25, 0, dst=img)
 
 
-def _hair_coverage_roi(pts_px, width_px, size_px):
+def _hair_coverage_roi(pts_px, width_px, size_px, with_distance=False):
     """Exact coverage of one hair: the area of each pixel within width_px / 2 of the centre line.
 
     Per pixel, clip(min(2r, r + 1/2 - d), 0, 1) with r the half-width and d the exact distance
@@ -363,7 +366,7 @@ def _hair_coverage_roi(pts_px, width_px, size_px):
     d = _distance_to_polyline(pts, (y1 - y0, x1 - x0), width_px / 2 + 2)
     r = width_px / 2
     cov = np.clip(np.minimum(2 * r, r + 0.5 - d), 0, 1).astype(np.float32)
-    return (y0, y1, x0, x1), cov
+    return ((y0, y1, x0, x1), cov, d) if with_distance else ((y0, y1, x0, x1), cov)
 
 
 def _distance_to_polyline(pts, shape, reach):
@@ -401,7 +404,10 @@ def nearest_label(label: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return approx, label_of[nearest]
 
 
-def _render_hairs(img, scalp: Scalp, h_world, size_px, rng):
+SHINE_WHITE = np.array([238.0, 238.0, 238.0], np.float32)
+
+
+def _render_hairs(img, scalp: Scalp, h_world, size_px, rng, shine=0.0):
     w, h = size_px
     coverage = np.zeros((h, w), np.float32)
     hair_bgr = np.array(scalp.hair_rgb[::-1], np.float32)
@@ -413,12 +419,18 @@ def _render_hairs(img, scalp: Scalp, h_world, size_px, rng):
         if pts[:, 0].max() < -5 or pts[:, 1].max() < -5 or pts[:, 0].min() > w + 5 or pts[:, 1].min() > h + 5:
             continue
         width_px = hair.diameter_um / 1000.0 * local_px_per_mm(h_world, hair.points_mm[len(pts) // 2])
-        roi = _hair_coverage_roi(pts, width_px, size_px)
+        roi = _hair_coverage_roi(pts, width_px, size_px, with_distance=True)
         if roi is None:
             continue
-        (y0, y1, x0, x1), cov = roi
+        (y0, y1, x0, x1), cov, d = roi
         colour = skin_bgr + (hair_bgr - skin_bgr) * hair.pigment
         colour = colour * rng.uniform(0.9, 1.1)
+        if shine > 0:
+            # The streak is narrow (about a fifth of the shaft) and as bright as the shaft's
+            # angle to the light makes it, so it varies from hair to hair.
+            sigma = max(0.18 * width_px / 2, 0.4)
+            streak = shine * rng.uniform(0.4, 1.0) * np.exp(-0.5 * (np.minimum(d, 1e3) / sigma) ** 2)
+            colour = colour + (SHINE_WHITE - colour) * streak[..., None].astype(np.float32)
         a = cov[..., None]
         img[y0:y1, x0:x1] = img[y0:y1, x0:x1] * (1 - a) + colour * a
         sub = coverage[y0:y1, x0:x1]
@@ -538,7 +550,7 @@ def image_phantom(
     img = _skin_background(scalp, hw, size_px, rng)
     _draw_openings_and_flakes(img, scalp, hw)
     if scalp.view == "trichoscopy":
-        coverage = _render_hairs(img, scalp, hw, size_px, rng)
+        coverage = _render_hairs(img, scalp, hw, size_px, rng, cond.shine)
     else:
         coverage = _render_overview_hairs(img, scalp, hw, size_px)
     hidden = 1 - field_of_view(size_px, cond)  # outside the lens: no scalp is seen
@@ -626,18 +638,26 @@ def compute_truth(scalp: Scalp, h_world, size_px, coverage, hidden=None) -> dict
 
 
 def trichoscopy_phantom(
-    seed: int, *, size_px=(640, 480), mm_per_px=None, conditions=None, strength=1.0, aperture=0.0, **scalp_kw
+    seed: int,
+    *,
+    size_px=(640, 480),
+    mm_per_px=None,
+    conditions=None,
+    strength=1.0,
+    aperture=0.0,
+    shine=0.0,
+    **scalp_kw,
 ) -> Phantom:
-    """A dermoscope field; `aperture` > 0 images it through a round lens (see Conditions), the
-    same scalp and conditions otherwise."""
+    """A dermoscope field. `aperture` > 0 images it through a round lens, `shine` > 0 under
+    non-polarised light (see Conditions); the same scalp and conditions otherwise."""
     rng = np.random.default_rng(seed)
     mm_per_px = mm_per_px if mm_per_px is not None else float(rng.uniform(0.0025, 0.012))
     fw, fh = size_px[0] * mm_per_px, size_px[1] * mm_per_px
     m = max(fw, fh) * 0.6 + 2.0  # margin: hairs enter from outside; follow-ups may move
     scalp = make_trichoscopy_scalp(rng, extent_mm=(-fw / 2 - m, -fh / 2 - m, fw / 2 + m, fh / 2 + m), **scalp_kw)
     cond = conditions or random_conditions(rng, strength=strength)
-    if aperture:
-        cond = dataclasses.replace(cond, aperture=float(aperture))
+    over = {k: float(v) for k, v in (("aperture", aperture), ("shine", shine)) if v}
+    cond = dataclasses.replace(cond, **over) if over else cond
     return image_phantom(scalp, size_px, mm_per_px, cond, int(rng.integers(1 << 30)), centre_mm=(0, 0))
 
 

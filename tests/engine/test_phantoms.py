@@ -79,3 +79,21 @@ def test_a_round_lens_hides_the_scalp_around_it_and_the_truth_counts_only_what_i
     assert abs(t["area_cm2"] / tp["area_cm2"] - fov.mean()) < 1e-6
     assert set(t["visible_hair_ids"]) < set(tp["visible_hair_ids"])  # the same scalp, fewer hairs seen
     assert abs(t["scalp_visibility"] - (1 - lens.coverage[fov >= 0.5].mean())) < 1e-6
+
+
+def test_non_polarised_light_brightens_each_shaft_along_its_middle_only():
+    from dataclasses import replace
+
+    hair = phantoms.Hair(np.array([[-1.0, 0.0], [1.0, 0.0]]), 80.0, 0, 1.0)
+    scalp = phantoms.Scalp([hair], (200, 170, 150), (20, 20, 20), np.zeros((0, 2)), [], 1, extent_mm=(-1, -1, 1, 1))
+    cond = phantoms.Conditions(stamp=False)
+    dull = phantoms.image_phantom(scalp, (200, 100), 0.005, cond, 0, centre_mm=(0, 0))
+    shiny = phantoms.image_phantom(scalp, (200, 100), 0.005, replace(cond, shine=0.8), 0, centre_mm=(0, 0))
+    # The streak is light on the hair, not more or less hair: coverage and truth are the same.
+    assert np.array_equal(dull.coverage, shiny.coverage)
+    assert dull.truth["mean_caliber_um"] == shiny.truth["mean_caliber_um"]
+    # 80 um at 5 um/px: a 16 px shaft centred on row 50. Its middle brightens, its sides do not.
+    d, s = dull.image[:, 100].astype(int).mean(1), shiny.image[:, 100].astype(int).mean(1)
+    assert s[50] > d[50] + 60
+    assert abs(s[44] - d[44]) <= 3 and abs(s[56] - d[56]) <= 3
+    assert np.array_equal(dull.image[:30], shiny.image[:30])  # the skin is untouched
