@@ -514,7 +514,7 @@ def part_width_px(
         prof = _profile(prob, valid, ang, smooth_px)
         if prof is None:
             continue
-        depth = np.median(prof) - prof.min()
+        depth = _trough_sharpness(prof)
         if best is None or depth > best[0]:
             best = (depth, ang)
     if best is None or best[0] < 0.1:
@@ -524,7 +524,7 @@ def part_width_px(
     ang = max(angs, key=lambda a: _trough_sharpness(_profile(prob, valid, a, smooth_px)))
     prof = _profile(prob, valid, ang, smooth_px)
     width = _trough_width(prof, smooth_px)
-    if width is None or width > MAX_PART_FRACTION * len(prof):
+    if width is None or width <= 0 or width > MAX_PART_FRACTION * len(prof):
         return None  # a bare area this wide is thinning or forehead, not a part: say so
     return float(width), float(ang % 180)
 
@@ -544,14 +544,25 @@ def _profile(prob, valid, ang, smooth_px):
     return cv2.GaussianBlur(prof.reshape(1, -1).astype(np.float32), (0, 0), smooth_px).ravel()
 
 
+def _trough(prof) -> tuple[float, int]:
+    """Depth below the profile's median, and position, of the lowest point that has hair at
+    least at the median level on both sides. A bare stretch running out of the frame (hair the
+    network lost in a dark corner, or the forehead) has no hair beyond it, so it is no part,
+    however low it reads."""
+    plateau = float(np.median(prof))
+    left = np.maximum.accumulate(prof)
+    right = np.maximum.accumulate(prof[::-1])[::-1]
+    inside = (left >= plateau) & (right >= plateau)
+    i = int(np.argmin(np.where(inside, prof, np.inf)))
+    return plateau - float(prof[i]), i
+
+
 def _trough_sharpness(prof):
-    if prof is None:
-        return -1.0
-    return float(np.median(prof) - prof.min())
+    return -1.0 if prof is None else _trough(prof)[0]
 
 
 def _trough_width(prof, smooth_px=2.0):
-    i0 = int(np.argmin(prof))
+    i0 = _trough(prof)[1]
     floor = float(np.percentile(prof[max(0, i0 - 2) : i0 + 3], 50))
     plateau = float(np.median(prof))
     if plateau - floor < 0.05:

@@ -65,6 +65,17 @@ def test_part_width_of_a_bare_band():
     assert abs(w - 20) < 1.5 and (ang < 5 or ang > 175)
 
 
+def test_part_width_ignores_a_bare_stretch_running_out_of_the_frame():
+    """The network can lose blonde hair in a dark corner: coverage then falls to nothing towards
+    one edge. That stretch is lower than the part, but has no hair beyond it, so it is no part
+    (it was measured as one, 16.7 mm for a 1.75 mm part, on a benchmark photo)."""
+    prob = np.full((200, 300), 0.6, np.float32)
+    prob[:, 120:135] = 0.1  # a 15 px part, not quite bare
+    prob[:, 250:] = np.linspace(0.5, 0.0, 50)[None, :]  # hair fading out towards the right edge
+    w, ang = metrics.part_width_px(prob)
+    assert abs(w - 15) < 2 and (ang < 5 or ang > 175)
+
+
 @pytest.mark.parametrize("part_px, ramp_px", [(20, 40), (40, 60), (30, 25)])
 def test_part_width_where_hair_combed_away_from_it_overlaps_at_random(part_px, ramp_px):
     # Hair rooted beside the part is combed away from it: the amount of hair grows in proportion
