@@ -50,8 +50,9 @@ def _case(p) -> list[str]:
     return cases
 
 
-def _hard_phantom(seed, i, aperture=0.0):
-    """Every third field is forced into a hard case so each case has enough samples."""
+def _hard_phantom(seed, i, **photo):
+    """Every third field is forced into a hard case so each case has enough samples. `photo`
+    (aperture, shine) photographs it another way, see trichoscopy_phantom."""
     kind = i % 3
     rng = np.random.default_rng(seed)
     if kind == 0:
@@ -59,22 +60,22 @@ def _hard_phantom(seed, i, aperture=0.0):
             seed,
             hair=str(rng.choice(["blonde", "grey"])),
             skin=str(rng.choice(["very_light", "light"])),
-            aperture=aperture,
+            **photo,
         )
     if kind == 1:
         return phantoms.trichoscopy_phantom(
             seed,
             hair=str(rng.choice(["black", "brown"])),
             skin=str(rng.choice(["brown", "very_dark"])),
-            aperture=aperture,
+            **photo,
         )
     cond = phantoms.random_conditions(rng, blur_sigma_px=float(rng.uniform(1.0, 1.6)))
-    return phantoms.trichoscopy_phantom(seed, conditions=cond, aperture=aperture)
+    return phantoms.trichoscopy_phantom(seed, conditions=cond, **photo)
 
 
-def _field(seed, i, aperture=0.0):
+def _field(seed, i, **photo):
     """The benchmark's i-th trichoscopy field: every second one a hard case."""
-    return _hard_phantom(seed, i, aperture) if i % 2 else phantoms.trichoscopy_phantom(seed, aperture=aperture)
+    return _hard_phantom(seed, i, **photo) if i % 2 else phantoms.trichoscopy_phantom(seed, **photo)
 
 
 def hairs_in_image(p) -> list[np.ndarray]:
@@ -154,26 +155,30 @@ def trichoscopy_errors(n, seed0, seg):
     return rows, dices
 
 
-def lens_errors(n, seed0, seg):
-    """The first n benchmark fields again, photographed through a round dermoscope lens (its
-    disc's radius 1.0-1.3 x half the frame's height): the black surround must be found and left
-    out, and the values must hold for the scalp inside it."""
+def photo_variant_errors(n, seed0, seg, **variant):
+    """The first n benchmark fields photographed again another way, each keyword a function of
+    the field's index: through a round dermoscope lens (`aperture`; its black surround must be
+    found and left out, and the values must hold for the scalp inside it) or under non-polarised
+    light (`shine`; a bright streak along each shaft must not split it into two hairs)."""
     rows = []
     for i in range(n):
-        p = _field(seed0 + i, i, aperture=1.0 + 0.1 * (i % 4))
+        photo = {k: f(i) for k, f in variant.items()}
+        p = _field(seed0 + i, i, **photo)
         a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
         v, tr = a.to_dict(), p.truth
-        seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
-        valid = cv2.resize(a.prepared.valid.astype(np.uint8), seen.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
-        rows.append(
-            {
-                "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
-                "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
-                "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
-                "rim_found": not (valid & ~seen).any(),  # nothing outside the lens is measured
-            }
-        )
-        log.info("round lens %d/%d %s", i + 1, n, rows[-1])
+        row = {
+            "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
+            "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
+            "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
+            "vellus": abs((v["vellus_fraction"] or 0) - tr["vellus_fraction"]),
+        }
+        if photo.get("aperture"):
+            seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
+            valid = a.prepared.valid.astype(np.uint8)
+            valid = cv2.resize(valid, seen.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
+            row["rim_found"] = not (valid & ~seen).any()  # nothing outside the lens is measured
+        rows.append(row)
+        log.info("%s %d/%d %s", photo, i + 1, n, row)
     return rows
 
 
@@ -335,12 +340,14 @@ def run(n: int = 40, seed0: int = BENCH_SEED0, threads: int = 2) -> str:
     tri, dices = trichoscopy_errors(n, seed0, seg)
     ov = overview_errors(max(6, n // 2), seed0, seg)
     pairs = change_errors(2 * n, seed0, seg)
-    lens = lens_errors(max(4, n // 3), seed0, seg)
+    k = max(4, n // 3)
+    lens = photo_variant_errors(k, seed0, seg, aperture=lambda i: 1.0 + 0.1 * (i % 4))
+    shine = photo_variant_errors(k, seed0, seg, shine=lambda i: 0.4 + 0.1 * (i % 5))
     speed = speed_12mp(seg)
-    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, time.time() - t0, lens)
+    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, time.time() - t0, lens, shine)
 
 
-def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=()) -> str:
+def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), shine=()) -> str:
     L = [
         f"Model `{version}`, {n} trichoscopy fields, {len(ov)} overview photos, {len(pairs)} follow-up pairs, "
         f"seed0 {seed0}; total {total_s / 60:.1f} min on this machine.",
@@ -356,11 +363,14 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=()) ->
         met = "-" if limit_med is None else _yes(ok)
         L.append(f"| {name} | {med:.3g}{unit} | {p90:.3g}{unit} | {target} | {met} |")
 
-    row("density (hairs/cm²), relative", [r["density_pct"] for r in tri], "≤ 5% median, ≤ 10% p90", "%", 5, 10)
+    def density_row(name, rows):
+        row(name, [r["density_pct"] for r in rows], "≤ 5% median, ≤ 10% p90", "%", 5, 10)
+
+    density_row("density (hairs/cm²), relative", tri)
     for kind, flag in (("clipped", True), ("unclipped", False)):
-        sub = [r["density_pct"] for r in tri if r.get("clipped") == flag]
+        sub = [r for r in tri if r.get("clipped") == flag]
         if sub:
-            row(f"  density, {kind} fields only ({len(sub)})", sub, "≤ 5% median, ≤ 10% p90", "%", 5, 10)
+            density_row(f"  density, {kind} fields only ({len(sub)})", sub)
     # Measured from the exact coverage: the part of each error that is not the network's.
     exact = "(diagnostic)"
     row("  density, counted on the exact coverage", [r["exact_density_pct"] for r in tri], exact, "%")
@@ -381,16 +391,13 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=()) ->
     row("scalp visibility, overview", [r["visibility"] for r in ov], "≤ 0.02", "", 0.02)
     if lens:
         k, found = len(lens), sum(r["rim_found"] for r in lens)
-        row(
-            f"density, round-lens fields ({k}; rim found in {found})",
-            [r["density_pct"] for r in lens],
-            "≤ 5% median, ≤ 10% p90",
-            "%",
-            5,
-            10,
-        )
+        density_row(f"density, round-lens fields ({k}; rim found in {found})", lens)
         row("  scalp visibility, round-lens fields", [r["visibility"] for r in lens], "≤ 0.02", "", 0.02)
         row("  mean caliber, round-lens fields", [r["caliber_um"] for r in lens], "≤ 5 µm", " µm", 5)
+    if shine:
+        density_row(f"density, non-polarised fields ({len(shine)}; streak along each shaft)", shine)
+        row("  mean caliber, non-polarised fields", [r["caliber_um"] for r in shine], "≤ 5 µm", " µm", 5)
+        row("  vellus fraction, non-polarised fields", [r["vellus"] for r in shine], "≤ 0.05", "", 0.05)
     parts = [r.get("part_mm") for r in ov if "part_mm" in r]
     found = [x for x in parts if x is not None and np.isfinite(x)]
     row(f"part width (found in {len(found)} of {len(parts)} part-line photos)", found, "≤ 0.3 mm", " mm", 0.3)

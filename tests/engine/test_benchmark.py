@@ -50,8 +50,10 @@ def test_report_marks_missed_targets_honestly():
     dices = {"all": {"unet": [0.9], "classical": [0.5]}}
     lens = [{"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": True}] * 2
     lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False})
-    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens)
+    shine = [{"density_pct": 12.0, "visibility": 0.01, "caliber_um": 9.0, "vellus": 0.1}]
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine)
     assert "| density, round-lens fields (3; rim found in 2) | 4% | 4% | ≤ 5% median, ≤ 10% p90 | yes |" in text
+    assert "|   mean caliber, non-polarised fields | 9 µm | 9 µm | ≤ 5 µm | NO |" in text
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
     # Measured on the exact coverage too: the error left when the network is taken out.
     assert "|   density, counted on the exact coverage | 3% | 3% | (diagnostic) | - |" in text
@@ -77,3 +79,10 @@ def test_graph_topology_finds_missed_and_split_hairs():
     far = np.linspace([10.0, 10.0], [10.0, 60.0], 20)  # a true hair the coverage does not show
     g = metrics.build_hair_graph(cov, 0.01)
     assert benchmark.graph_topology(g, lines + [far], cov.shape) == {"hairs": 3, "missed": 1, "split": 1, "stray": 0}
+
+
+def test_a_benchmark_field_photographed_through_a_round_lens_has_its_rim_found(segmenter):
+    rows = benchmark.photo_variant_errors(1, 0, segmenter, aperture=lambda i: 1.1)
+    assert rows[0]["rim_found"] and rows[0]["visibility"] < 0.03
+    plain = benchmark.photo_variant_errors(1, 0, segmenter, shine=lambda i: 0.0)
+    assert "rim_found" not in plain[0] and set(plain[0]) >= {"density_pct", "caliber_um", "vellus"}
