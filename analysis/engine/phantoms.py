@@ -33,6 +33,12 @@ HAIR_COLOURS_RGB = {
     "blonde": (205, 170, 115),
     "grey": (190, 188, 185),
 }
+# Red and auburn hair (natural, or dyed with henna or red dyes): hues the four colours above do
+# not span. Drawn only when asked for by name, so every seed keeps the phantom it always had.
+RED_HAIR_COLOURS_RGB = {
+    "red": (160, 62, 30),
+    "auburn": (110, 45, 25),
+}
 FU_SIZE_P = (0.40, 0.35, 0.18, 0.07)  # 1, 2, 3, 4 hairs per follicular unit
 
 
@@ -165,7 +171,7 @@ def make_trichoscopy_scalp(
     return Scalp(
         hairs,
         SKIN_TONES_RGB[skin],
-        HAIR_COLOURS_RGB[hair],
+        {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}[hair],
         openings,
         flakes,
         int(rng.integers(1 << 30)),
@@ -266,7 +272,7 @@ def make_overview_scalp(
     return Scalp(
         hairs,
         SKIN_TONES_RGB[skin],
-        HAIR_COLOURS_RGB[hair],
+        {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}[hair],
         np.zeros((0, 2)),
         [],
         int(rng.integers(1 << 30)),

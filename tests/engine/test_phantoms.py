@@ -97,3 +97,12 @@ def test_non_polarised_light_brightens_each_shaft_along_its_middle_only():
     assert s[50] > d[50] + 60
     assert abs(s[44] - d[44]) <= 3 and abs(s[56] - d[56]) <= 3
     assert np.array_equal(dull.image[:30], shiny.image[:30])  # the skin is untouched
+
+
+def test_red_and_auburn_hair_change_only_the_colour():
+    brown = phantoms.trichoscopy_phantom(21, size_px=(320, 240), mm_per_px=0.008, hair="brown")
+    for name in phantoms.RED_HAIR_COLOURS_RGB:
+        red = phantoms.trichoscopy_phantom(21, size_px=(320, 240), mm_per_px=0.008, hair=name)
+        assert red.scalp.hair_rgb == phantoms.RED_HAIR_COLOURS_RGB[name]
+        assert np.array_equal(red.coverage, brown.coverage) and red.truth["hair_count"] == brown.truth["hair_count"]
+        assert not np.array_equal(red.image, brown.image)
