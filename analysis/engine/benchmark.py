@@ -34,7 +34,8 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def _colour_names(scalp):
     skin = next(k for k, v in phantoms.SKIN_TONES_RGB.items() if v == scalp.skin_rgb)
-    hair = next(k for k, v in phantoms.HAIR_COLOURS_RGB.items() if v == scalp.hair_rgb)
+    colours = {**phantoms.HAIR_COLOURS_RGB, **phantoms.RED_HAIR_COLOURS_RGB}
+    hair = next(k for k, v in colours.items() if v == scalp.hair_rgb)
     return skin, hair
 
 
@@ -52,25 +53,16 @@ def _case(p) -> list[str]:
 
 def _hard_phantom(seed, i, **photo):
     """Every third field is forced into a hard case so each case has enough samples. `photo`
-    (aperture, shine) photographs it another way, see trichoscopy_phantom."""
+    (aperture, shine, hair) photographs it another way, see trichoscopy_phantom."""
     kind = i % 3
     rng = np.random.default_rng(seed)
-    if kind == 0:
-        return phantoms.trichoscopy_phantom(
-            seed,
-            hair=str(rng.choice(["blonde", "grey"])),
-            skin=str(rng.choice(["very_light", "light"])),
-            **photo,
-        )
-    if kind == 1:
-        return phantoms.trichoscopy_phantom(
-            seed,
-            hair=str(rng.choice(["black", "brown"])),
-            skin=str(rng.choice(["brown", "very_dark"])),
-            **photo,
-        )
-    cond = phantoms.random_conditions(rng, blur_sigma_px=float(rng.uniform(1.0, 1.6)))
-    return phantoms.trichoscopy_phantom(seed, conditions=cond, **photo)
+    if kind == 0:  # (the dict's values are drawn in order: hair, then skin)
+        kw = {"hair": str(rng.choice(["blonde", "grey"])), "skin": str(rng.choice(["very_light", "light"]))}
+    elif kind == 1:
+        kw = {"hair": str(rng.choice(["black", "brown"])), "skin": str(rng.choice(["brown", "very_dark"]))}
+    else:
+        kw = {"conditions": phantoms.random_conditions(rng, blur_sigma_px=float(rng.uniform(1.0, 1.6)))}
+    return phantoms.trichoscopy_phantom(seed, **{**kw, **photo})
 
 
 def _field(seed, i, **photo):
@@ -159,7 +151,8 @@ def photo_variant_errors(n, seed0, seg, **variant):
     """The first n benchmark fields photographed again another way, each keyword a function of
     the field's index: through a round dermoscope lens (`aperture`; its black surround must be
     found and left out, and the values must hold for the scalp inside it) or under non-polarised
-    light (`shine`; a bright streak along each shaft must not split it into two hairs)."""
+    light (`shine`; a bright streak along each shaft must not split it into two hairs), or with
+    another hair colour (`hair`, e.g. red or auburn, which the network must still see)."""
     rows = []
     for i in range(n):
         photo = {k: f(i) for k, f in variant.items()}
@@ -171,6 +164,7 @@ def photo_variant_errors(n, seed0, seg, **variant):
             "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
             "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
             "vellus": abs((v["vellus_fraction"] or 0) - tr["vellus_fraction"]),
+            "dice": dice(a.prob, p.coverage),
         }
         if photo.get("aperture"):
             seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
@@ -343,11 +337,13 @@ def run(n: int = 40, seed0: int = BENCH_SEED0, threads: int = 2) -> str:
     k = max(4, n // 3)
     lens = photo_variant_errors(k, seed0, seg, aperture=lambda i: 1.0 + 0.1 * (i % 4))
     shine = photo_variant_errors(k, seed0, seg, shine=lambda i: 0.4 + 0.1 * (i % 5))
+    red = photo_variant_errors(k, seed0, seg, hair=lambda i: ("red", "auburn")[i % 2])
     speed = speed_12mp(seg)
-    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, time.time() - t0, lens, shine)
+    total = time.time() - t0
+    return report(tri, dices, ov, pairs, speed, n, seed0, seg.model_version, total, lens, shine, red)
 
 
-def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), shine=()) -> str:
+def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), shine=(), red=()) -> str:
     L = [
         f"Model `{version}`, {n} trichoscopy fields, {len(ov)} overview photos, {len(pairs)} follow-up pairs, "
         f"seed0 {seed0}; total {total_s / 60:.1f} min on this machine.",
@@ -398,6 +394,10 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), sh
         density_row(f"density, non-polarised fields ({len(shine)}; streak along each shaft)", shine)
         row("  mean caliber, non-polarised fields", [r["caliber_um"] for r in shine], "≤ 5 µm", " µm", 5)
         row("  vellus fraction, non-polarised fields", [r["vellus"] for r in shine], "≤ 0.05", "", 0.05)
+    if red:
+        density_row(f"density, red and auburn hair ({len(red)} fields)", red)
+        row("  mean caliber, red and auburn hair", [r["caliber_um"] for r in red], "≤ 5 µm", " µm", 5)
+        row("  U-Net Dice, red and auburn hair", [r["dice"] for r in red], "(none)", "")
     parts = [r.get("part_mm") for r in ov if "part_mm" in r]
     found = [x for x in parts if x is not None and np.isfinite(x)]
     row(f"part width (found in {len(found)} of {len(parts)} part-line photos)", found, "≤ 0.3 mm", " mm", 0.3)

@@ -51,7 +51,9 @@ def test_report_marks_missed_targets_honestly():
     lens = [{"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": True}] * 2
     lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False})
     shine = [{"density_pct": 12.0, "visibility": 0.01, "caliber_um": 9.0, "vellus": 0.1}]
-    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine)
+    red = [{"density_pct": 90.0, "visibility": 0.05, "caliber_um": 25.0, "vellus": 0.1, "dice": 0.05}]
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red)
+    assert "|   U-Net Dice, red and auburn hair | 0.05 | 0.05 | (none) | - |" in text
     assert "| density, round-lens fields (3; rim found in 2) | 4% | 4% | ≤ 5% median, ≤ 10% p90 | yes |" in text
     assert "|   mean caliber, non-polarised fields | 9 µm | 9 µm | ≤ 5 µm | NO |" in text
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
@@ -85,4 +87,5 @@ def test_a_benchmark_field_photographed_through_a_round_lens_has_its_rim_found(s
     rows = benchmark.photo_variant_errors(1, 0, segmenter, aperture=lambda i: 1.1)
     assert rows[0]["rim_found"] and rows[0]["visibility"] < 0.03
     plain = benchmark.photo_variant_errors(1, 0, segmenter, shine=lambda i: 0.0)
-    assert "rim_found" not in plain[0] and set(plain[0]) >= {"density_pct", "caliber_um", "vellus"}
+    assert "rim_found" not in plain[0] and set(plain[0]) >= {"density_pct", "caliber_um", "vellus", "dice"}
+    assert plain[0]["dice"] > 0.8
