@@ -25,6 +25,25 @@ def test_it_reports_the_contract_keys_and_a_loss(pair, segmenter):
     assert c.change_map_png().startswith(b"\x89PNG")
 
 
+def test_photos_through_a_round_lens_compare_on_the_disc_they_share(segmenter):
+    """A field and its follow-up with 20% of the hairs removed, both through a round lens that
+    shows 71% of the frame: only the discs' overlap is compared, and the loss is found."""
+    from dataclasses import replace
+
+    plain = phantoms.trichoscopy_phantom(7, size_px=(1024, 768), mm_per_px=0.008)
+    photos = [
+        phantoms.image_phantom(p.scalp, (1024, 768), 0.008, replace(p.conditions, aperture=1.1), k, centre_mm=(0, 0))
+        for k, p in enumerate([plain, phantoms.follow_up(plain, 11, change_fraction=-0.2)])
+    ]
+    c = engine.compare_images(
+        photos[0].image, photos[1].image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter
+    )
+    assert c.comparable, c.reasons
+    assert 0.4 < c.overlap_fraction < 0.7  # the discs, not the black around them
+    change = c.changes["hair_count"]
+    assert change["significant"] and change["change_pct"] < -8, change
+
+
 def test_unrelated_photos_are_not_comparable(pair, segmenter):
     other = np.random.default_rng(0).integers(0, 255, pair[0].image.shape, dtype=np.uint8)
     c = engine.compare_images(pair[0].image, other, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
