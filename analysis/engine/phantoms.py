@@ -725,6 +725,7 @@ def follow_up(
         rotation_deg=base.conditions.rotation_deg + float(rng.uniform(-10, 10)),
         shift_mm=tuple(float(v) for v in rng.uniform(-move, move, 2)),
         with_card=base.conditions.with_card,
+        aperture=base.conditions.aperture,  # the same dermoscope
     )
     # The card stays where it lay on the scalp at the baseline, as a clinic would place it again.
     card_origin = _card_origin_mm(fw, size[1] * base.mm_per_px) if cond.with_card else None
@@ -748,9 +749,12 @@ def _new_hairs(rng, base: Phantom, k: int) -> list[Hair]:
 
 
 def change_truth(base: Phantom, follow: Phantom) -> float:
-    """True fractional change in hair count on the overlap of the two fields."""
+    """True fractional change in hair count on the overlap of the two fields (of what each
+    photo's lens shows, when it images a disc)."""
     w, h = base.image.shape[1], base.image.shape[0]
     hb, hf = base.world_to_image, follow.world_to_image
+    seen_b = field_of_view((w, h), base.conditions) >= 0.5
+    seen_f = field_of_view((w, h), follow.conditions) >= 0.5
 
     def in_both(hair):
         pts = _dense(hair.points_mm, 0.01)
@@ -765,7 +769,8 @@ def change_truth(base: Phantom, follow: Phantom) -> float:
             & (pf[:, 1] >= 0)
             & (pf[:, 1] < h)
         )
-        return bool(ok.any())
+        qb, qf = pb[ok].astype(int), pf[ok].astype(int)
+        return bool((seen_b[qb[:, 1], qb[:, 0]] & seen_f[qf[:, 1], qf[:, 0]]).any())
 
     nb = sum(in_both(hr) for hr in base.scalp.hairs)
     nf = sum(in_both(hr) for hr in follow.scalp.hairs)

@@ -52,7 +52,10 @@ def test_report_marks_missed_targets_honestly():
     lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False})
     shine = [{"density_pct": 12.0, "visibility": 0.01, "caliber_um": 9.0, "vellus": 0.1}]
     red = [{"density_pct": 90.0, "visibility": 0.05, "caliber_um": 25.0, "vellus": 0.1, "dice": 0.05}]
-    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red)
+    lens_pairs = [dict(pairs[0], significant=False), pairs[1]]  # the loss missed through the lens
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs)
+    assert "| 5% loss detected through a round lens | 0.00 (1 pairs) | ≥ 0.95 | NO |" in text
+    assert "| unchanged flagged through a round lens | 0.00 (1 pairs) | ≤ 0.05 | yes |" in text
     assert "|   U-Net Dice, red and auburn hair | 0.05 | 0.05 | (none) | - |" in text
     assert "| density, round-lens fields (3; rim found in 2) | 4% | 4% | ≤ 5% median, ≤ 10% p90 | yes |" in text
     assert "|   mean caliber, non-polarised fields | 9 µm | 9 µm | ≤ 5 µm | NO |" in text

@@ -106,3 +106,13 @@ def test_red_and_auburn_hair_change_only_the_colour():
         assert red.scalp.hair_rgb == phantoms.RED_HAIR_COLOURS_RGB[name]
         assert np.array_equal(red.coverage, brown.coverage) and red.truth["hair_count"] == brown.truth["hair_count"]
         assert not np.array_equal(red.image, brown.image)
+
+
+def test_a_follow_up_through_a_round_lens_keeps_the_lens_and_its_truth_counts_inside_both_discs():
+    base = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008, aperture=1.0)
+    fol = phantoms.follow_up(base, 1, change_fraction=-0.2)
+    assert fol.conditions.aperture == 1.0
+    inside = phantoms.change_truth(base, fol)
+    assert -0.4 < inside < -0.05
+    plain = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008)
+    assert phantoms.change_truth(plain, phantoms.follow_up(plain, 1, change_fraction=-0.2)) != inside
