@@ -34,8 +34,7 @@ def dice(pred: np.ndarray, truth: np.ndarray) -> float:
 
 def _colour_names(scalp):
     skin = next(k for k, v in phantoms.SKIN_TONES_RGB.items() if v == scalp.skin_rgb)
-    colours = {**phantoms.HAIR_COLOURS_RGB, **phantoms.RED_HAIR_COLOURS_RGB}
-    hair = next(k for k, v in colours.items() if v == scalp.hair_rgb)
+    hair = next(k for k, v in phantoms.NAMED_HAIR_COLOURS_RGB.items() if v == scalp.hair_rgb)
     return skin, hair
 
 

@@ -39,6 +39,7 @@ RED_HAIR_COLOURS_RGB = {
     "red": (160, 62, 30),
     "auburn": (110, 45, 25),
 }
+NAMED_HAIR_COLOURS_RGB = {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}  # every colour asked for by name
 FU_SIZE_P = (0.40, 0.35, 0.18, 0.07)  # 1, 2, 3, 4 hairs per follicular unit
 
 
@@ -171,7 +172,7 @@ def make_trichoscopy_scalp(
     return Scalp(
         hairs,
         SKIN_TONES_RGB[skin],
-        {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}[hair],
+        NAMED_HAIR_COLOURS_RGB[hair],
         openings,
         flakes,
         int(rng.integers(1 << 30)),
@@ -272,7 +273,7 @@ def make_overview_scalp(
     return Scalp(
         hairs,
         SKIN_TONES_RGB[skin],
-        {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}[hair],
+        NAMED_HAIR_COLOURS_RGB[hair],
         np.zeros((0, 2)),
         [],
         int(rng.integers(1 << 30)),
@@ -571,17 +572,19 @@ def image_phantom(
 def visible_hairs(scalp: Scalp, h_world, size_px, seen: np.ndarray | None = None) -> list[int]:
     """Hairs with any part of the shaft inside the image (the counting rule), and on a pixel
     where scalp is seen when `seen` (bool per pixel) is given."""
+    return [
+        i for i, hair in enumerate(scalp.hairs) if _seen_samples(centre_line_px(hair, h_world), size_px, seen).any()
+    ]
+
+
+def _seen_samples(p: np.ndarray, size_px, seen: np.ndarray | None = None) -> np.ndarray:
+    """Which points (image px) lie inside the frame and, with `seen`, on a pixel showing scalp."""
     w, h = size_px
-    idx = []
-    for i, hair in enumerate(scalp.hairs):
-        p = centre_line_px(hair, h_world)
-        inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
-        if seen is not None and inside.any():
-            q = p[inside].astype(int)
-            inside = seen[q[:, 1], q[:, 0]]
-        if np.any(inside):
-            idx.append(i)
-    return idx
+    inside = (p[:, 0] >= 0) & (p[:, 0] < w) & (p[:, 1] >= 0) & (p[:, 1] < h)
+    if seen is not None:
+        q = p[inside].astype(int)
+        inside[inside] = seen[q[:, 1], q[:, 0]]
+    return inside
 
 
 def centre_line_px(hair: Hair, h_world) -> np.ndarray:
@@ -751,26 +754,13 @@ def _new_hairs(rng, base: Phantom, k: int) -> list[Hair]:
 def change_truth(base: Phantom, follow: Phantom) -> float:
     """True fractional change in hair count on the overlap of the two fields (of what each
     photo's lens shows, when it images a disc)."""
-    w, h = base.image.shape[1], base.image.shape[0]
-    hb, hf = base.world_to_image, follow.world_to_image
-    seen_b = field_of_view((w, h), base.conditions) >= 0.5
-    seen_f = field_of_view((w, h), follow.conditions) >= 0.5
+    size = base.image.shape[1], base.image.shape[0]
+    seen_b = field_of_view(size, base.conditions) >= 0.5
+    seen_f = field_of_view(size, follow.conditions) >= 0.5
 
     def in_both(hair):
-        pts = _dense(hair.points_mm, 0.01)
-        pb, pf = _project(hb, pts), _project(hf, pts)
-        ok = (
-            (pb[:, 0] >= 0)
-            & (pb[:, 0] < w)
-            & (pb[:, 1] >= 0)
-            & (pb[:, 1] < h)
-            & (pf[:, 0] >= 0)
-            & (pf[:, 0] < w)
-            & (pf[:, 1] >= 0)
-            & (pf[:, 1] < h)
-        )
-        qb, qf = pb[ok].astype(int), pf[ok].astype(int)
-        return bool((seen_b[qb[:, 1], qb[:, 0]] & seen_f[qf[:, 1], qf[:, 0]]).any())
+        pb, pf = centre_line_px(hair, base.world_to_image), centre_line_px(hair, follow.world_to_image)
+        return bool((_seen_samples(pb, size, seen_b) & _seen_samples(pf, size, seen_f)).any())
 
     nb = sum(in_both(hr) for hr in base.scalp.hairs)
     nf = sum(in_both(hr) for hr in follow.scalp.hairs)
