@@ -115,14 +115,9 @@ def trichoscopy_errors(n, seed0, seg):
         topo = graph_topology(exact_graph, [x * a.prepared.scale for x in hairs_in_image(p)], a.prob.shape)
         rows.append(
             {
-                "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
-                "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
-                "vellus": abs((v["vellus_fraction"] or 0) - tr["vellus_fraction"]),
-                "exact_density_pct": _relative_pct(exact["density_per_cm2"], tr["density_per_cm2"]),
-                "exact_caliber_um": abs((exact["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
-                "exact_vellus": abs((exact["vellus_fraction"] or 0) - tr["vellus_fraction"]),
+                **_value_errors(v, tr),
+                **{f"exact_{k}": e for k, e in _value_errors(exact, tr).items() if k != "visibility"},
                 "terminal": abs((v["terminal_fraction"] or 0) - tr["terminal_fraction"]),
-                "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
                 "fu_1_pct": 100
                 * abs(v["follicular_units"]["1"] - tr["follicular_units"]["1"])
                 / max(1, tr["follicular_units"]["1"]),
@@ -158,13 +153,7 @@ def photo_variant_errors(n, seed0, seg, **variant):
         p = _field(seed0 + i, i, **photo)
         a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
         v, tr = a.to_dict(), p.truth
-        row = {
-            "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
-            "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
-            "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
-            "vellus": abs((v["vellus_fraction"] or 0) - tr["vellus_fraction"]),
-            "dice": dice(a.prob, p.coverage),
-        }
+        row = {**_value_errors(v, tr), "dice": dice(a.prob, p.coverage)}
         if photo.get("aperture"):
             seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
             valid = a.prepared.valid.astype(np.uint8)
@@ -173,6 +162,17 @@ def photo_variant_errors(n, seed0, seg, **variant):
         rows.append(row)
         log.info("%s %d/%d %s", photo, i + 1, n, row)
     return rows
+
+
+def _value_errors(v: dict, tr: dict) -> dict:
+    """A trichoscopy field's errors against its truth: density (relative, %), mean caliber,
+    vellus fraction and scalp visibility."""
+    return {
+        "density_pct": _relative_pct(v["density_per_cm2"], tr["density_per_cm2"]),
+        "caliber_um": abs((v["mean_caliber_um"] or 0) - tr["mean_caliber_um"]),
+        "vellus": abs((v["vellus_fraction"] or 0) - tr["vellus_fraction"]),
+        "visibility": abs(v["scalp_visibility"] - tr["scalp_visibility"]),
+    }
 
 
 def _relative_pct(measured, true):
@@ -313,13 +313,17 @@ def speed_12mp(seg, repeats=3) -> float:
     return float(np.median(times))
 
 
+def _loss_and_unchanged(pairs) -> tuple[list, list]:
+    """Pairs that lost hairs in their overlap, and pairs unchanged there. Judged on the truth,
+    not the plan: through a moved round lens the hairs removed can all lie outside the
+    follow-up's disc (on full frames every planned loss is a true one)."""
+    return [p for p in pairs if p["truth_pct"] < 0], [p for p in pairs if p["truth_pct"] == 0]
+
+
 def _detection(pairs) -> tuple[float, float]:
-    """Sensitivity (pairs that lost hairs in their overlap, flagged as a significant loss; not
-    comparable counts as missed) and false-alarm rate (pairs unchanged in their overlap,
-    flagged). Judged on the truth, not the plan: through a moved round lens the hairs removed
-    can all lie outside the follow-up's disc."""
-    loss = [p for p in pairs if p["truth_pct"] < 0]
-    same = [p for p in pairs if p["truth_pct"] == 0]
+    """Sensitivity (loss pairs flagged as a significant loss; not comparable counts as missed)
+    and false-alarm rate (unchanged pairs flagged)."""
+    loss, same = _loss_and_unchanged(pairs)
     sens = np.mean([p["significant"] and (p["measured_pct"] or 0) < 0 for p in loss]) if loss else float("nan")
     fa = np.mean([p["significant"] for p in same]) if same else float("nan")
     return float(sens), float(fa)
@@ -424,8 +428,7 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), sh
         " pp",
         1,
     )
-    loss = [p for p in pairs if p["planned"] < 0]
-    same = [p for p in pairs if p["planned"] == 0]
+    loss, same = _loss_and_unchanged(pairs)
     # Unchanged pairs mostly measure exactly 0, which flatters the median over all pairs.
     for kind, sub in (("5%-loss", loss), ("unchanged", same)):
         sub = [p for p in sub if p["measured_pct"] is not None]
@@ -440,8 +443,8 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), sh
             "  matched-pair change through a round lens, pairs that lost hair",
             [
                 abs(p["measured_pct"] - p["truth_pct"])
-                for p in lens_pairs
-                if p["measured_pct"] is not None and p["truth_pct"] < 0
+                for p in _loss_and_unchanged(lens_pairs)[0]
+                if p["measured_pct"] is not None
             ],
             "(none)",
             " pp",
@@ -464,8 +467,7 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), sh
     ]
     if lens_pairs:
         lens_sens, lens_fa = _detection(lens_pairs)
-        n_loss = sum(p["truth_pct"] < 0 for p in lens_pairs)
-        n_same = sum(p["truth_pct"] == 0 for p in lens_pairs)
+        n_loss, n_same = (len(x) for x in _loss_and_unchanged(lens_pairs))
         L += [
             f"| 5% loss detected through a round lens | {lens_sens:.2f} ({n_loss} pairs) | ≥ 0.95 "
             f"| {_yes(lens_sens >= 0.95)} |",
