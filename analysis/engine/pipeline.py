@@ -160,9 +160,14 @@ def outside_lens_mask(img: np.ndarray, mm_per_px: float | None) -> np.ndarray:
     if circle is None:
         return none
     cx, cy, r = (v / s for v in circle)
-    yy, xx = np.ogrid[:h, :w]
     # 2 px inside the fitted rim: the rim is blurred by the optics like everything else.
-    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 > (r - 2) ** 2
+    return _outside_circle((h, w), cx, cy, r - 2)
+
+
+def _outside_circle(shape, cx: float, cy: float, r: float) -> np.ndarray:
+    """Pixels whose centres lie outside the circle (x, y, radius in px)."""
+    yy, xx = np.ogrid[: shape[0], : shape[1]]
+    return (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 > r * r
 
 
 RIM_TOLERANCE = 0.03  # of the radius: how far the surround's inner edge may stray from one circle
@@ -195,8 +200,7 @@ def _rim_circle(surround: np.ndarray, dark: np.ndarray) -> tuple[float, float, f
         keep = np.abs(np.hypot(x - cx, y - cy) - r) <= max(2.0, RIM_TOLERANCE * r)
         if keep.sum() < 30:
             return None
-    yy, xx = np.ogrid[:h, :w]
-    outside = (xx + 0.5 - cx) ** 2 + (yy + 0.5 - cy) ** 2 > r * r
+    outside = _outside_circle((h, w), cx, cy, r)
     if keep.mean() < RIM_ON_CIRCLE or not outside.any() or dark[outside].mean() < SURROUND_DARK:
         return None
     if not (0 <= cx < w and 0 <= cy < h) or r < 0.1 * min(h, w):
@@ -229,10 +233,11 @@ def prepare(
     # A round dermoscope lens leaves a black surround: not scalp, not exposure, not an edge.
     outside = outside_lens_mask(img, cal.mm_per_px) if view == "trichoscopy" else None
     qual = assess(img, view, cal, baseline_measures, None if outside is None else ~outside)
-    if outside is not None and outside.mean() > 1 - MIN_FIELD_SHARE:
+    field_share = 1.0 if outside is None else 1.0 - float(outside.mean())
+    if field_share < MIN_FIELD_SHARE:
         qual.fail(
             "field_of_view",
-            f"The dermoscope's round field fills only {100 * (1 - outside.mean()):.0f}% of the photo: "
+            f"The dermoscope's round field fills only {100 * field_share:.0f}% of the photo: "
             "zoom in until the field fills the frame's height, and retake.",
         )
     if view == "trichoscopy" and cal.mm_per_px is None:
