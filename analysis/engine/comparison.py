@@ -13,7 +13,7 @@ import numpy as np
 
 from . import heatmaps, metrics
 from .pipeline import DEFAULT_THRESHOLDS, ImageAnalysis, Thresholds, analyze_batch, measure, prepare
-from .quality import assess_measures
+from .quality import assess_measures, red_hair
 from .registration import Registration, overlap_mask, register
 from .segmentation import Segmenter
 
@@ -135,7 +135,15 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
         foll.prepared.quality.measures, view, foll.prepared.calibration, base.prepared.quality.measures
     )
     reasons = [f"baseline: {r}" for r in base.prepared.quality.reasons] + [f"follow-up: {r}" for r in fq.reasons]
-    serious = {"focus", "resolution", "no_scale", "match_exposure", "match_tilt", "match_distance", "match_focus"}
+    serious = {
+        "focus",
+        "resolution",
+        "no_scale",
+        "match_exposure",
+        "match_tilt",
+        "match_distance",
+        "match_focus",
+    }
     if view == "trichoscopy":
         # Hairs are matched on coverage maps, which the network computes after removing each
         # photo's exposure, and on contrast relative to the local background: a brighter or
@@ -143,6 +151,14 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
         # repeatability, so it does not make the photos incomparable.
         serious.discard("match_exposure")
     comparable = not (set(base.prepared.quality.codes + fq.codes) & serious)
+    if red_hair(base.prepared.quality.measures) != red_hair(foll.prepared.quality.measures):
+        # One photo was segmented in grey and the other in colour: their coverage differs by
+        # more than any change worth reporting (henna between visits does this, as it should).
+        comparable = False
+        reasons.append(
+            "not comparable: the hair looks red or dyed in one photo only; compare photos taken "
+            "with the same hair colour"
+        )
     reg = _register(base, foll, view)
     if not reg.ok:
         return Comparison(False, reasons + [f"not comparable: {reg.reason}"], 0.0, None, None, reg, base, foll)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "7"  # bump whenever a metric or comparison algorithm changes
+METRICS_VERSION = "8"  # bump whenever a metric or comparison algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 FU_LINK_MM = 0.06  # free hair ends closer than this share a follicular opening

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from . import counting, grading, heatmaps, metrics
+from . import counting, grading, heatmaps, metrics, quality
 from .calibration import Calibration, calibrate
-from .quality import QualityReport, assess, channel_medians
+from .quality import QualityReport, channel_medians
 from .segmentation import Segmenter, load_segmenter
 
 VIEWS = ("crown", "hairline", "temple_left", "temple_right", "part_line", "trichoscopy")
@@ -232,7 +232,13 @@ def prepare(
     )
     # A round dermoscope lens leaves a black surround: not scalp, not exposure, not an edge.
     outside = outside_lens_mask(img, cal.mm_per_px) if view == "trichoscopy" else None
-    qual = assess(img, view, cal, baseline_measures, None if outside is None else ~outside)
+    work = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+    valid = scalp_pixels(work, s, view, cal, outside)
+    measured = _clear_of_fill(valid)
+    measures = quality.measure(img, None if outside is None else ~outside)
+    if view == "trichoscopy":
+        measures["hair_redness"] = quality.hair_redness(work, measured)
+    qual = quality.assess_measures(measures, view, cal, baseline_measures)
     field_share = 1.0 if outside is None else 1.0 - float(outside.mean())
     if field_share < MIN_FIELD_SHARE:
         qual.fail(
@@ -246,20 +252,25 @@ def prepare(
             "The dermoscope's scale is unknown: set its micrometres per pixel in the clinic "
             "settings so that density and caliber can be measured.",
         )
-    work = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
+    seg_input = network_input(work, valid, grey=quality.red_hair(measures)) if for_network else None
+    return Prepared(img.shape, view, work, s, cal, qual, measured, seg_input)
+
+
+def scalp_pixels(work: np.ndarray, scale: float, view: str, cal: Calibration, outside: np.ndarray | None) -> np.ndarray:
+    """Pixels of the working image that show scalp: not the card, not the device's burned-in
+    text, not a round lens's surround (`outside`, at the original size)."""
     valid = np.ones(work.shape[:2], bool)
-    card = cal.card_mask(work.shape, s)
+    card = cal.card_mask(work.shape, scale)
     if card is not None:
         valid &= ~card
     if view == "trichoscopy":
         valid &= ~device_overlay_mask(work)
         if outside.any():
             valid &= cv2.resize(outside.astype(np.uint8), valid.shape[::-1], interpolation=cv2.INTER_NEAREST) == 0
-    seg_input = _neutralise(work, valid) if for_network else None
-    return Prepared(img.shape, view, work, s, cal, qual, _clear_of_fill(valid), seg_input)
+    return valid
 
 
-# The network sees the card and the burned-in text as a flat fill (`_neutralise`); the fill's
+# The network sees the card and the burned-in text as a flat fill (`network_input`); the fill's
 # edge against real skin reads as hair for up to about ten pixels, so measuring stops short of it.
 FILL_MARGIN_PX = 12
 
@@ -271,13 +282,17 @@ def _clear_of_fill(valid: np.ndarray) -> np.ndarray:
     return valid & (cv2.dilate((~valid).astype(np.uint8), k) == 0)
 
 
-def _neutralise(work: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Fill the card and burned-in text with the scalp's median colour: a white card would
-    otherwise dominate the network's per-image normalisation and hide low-contrast hair."""
-    if valid.all() or not valid.any():
-        return work
-    out = work.copy()
-    out[~valid] = channel_medians(work, valid).astype(np.uint8)
+def network_input(work: np.ndarray, valid: np.ndarray, grey: bool = False) -> np.ndarray:
+    """What the network sees: the card and burned-in text filled with the scalp's median colour
+    (a white card would otherwise dominate the network's per-image normalisation and hide
+    low-contrast hair); with `grey`, the photo in grey, in which the network finds red and
+    dyed hair that it does not see in colour (its training colours never had their hue)."""
+    out = work
+    if not (valid.all() or not valid.any()):
+        out = work.copy()
+        out[~valid] = channel_medians(work, valid).astype(np.uint8)
+    if grey:
+        out = cv2.cvtColor(cv2.cvtColor(out, cv2.COLOR_BGR2GRAY), cv2.COLOR_GRAY2BGR)
     return out
 
 

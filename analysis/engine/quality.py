@@ -16,6 +16,7 @@ MAX_TILT_DEG = 15.0
 MAX_CLIPPED = 0.05
 MIN_SHARPNESS = 1.35  # gradient ratio, see sharpness(); about 2 px of blur
 FOLLOWUP_LIMITS = {"exposure": 0.6, "tilt_deg": 10.0, "scale": 0.25, "sharpness": 0.7}
+MAX_HAIR_REDNESS = 1.48  # see hair_redness(); between trained colours (<= 1.41) and red (>= 1.56) on 300 phantom fields
 
 
 @dataclass
@@ -94,6 +95,47 @@ def median_from_histogram(hist: np.ndarray) -> float:
     lo = int(np.searchsorted(cum, (n - 1) // 2, side="right"))
     hi = int(np.searchsorted(cum, n // 2, side="right"))
     return (lo + hi) / 2.0
+
+
+REDNESS_WORK_SIDE = 640  # a colour statistic: a small copy tells as much as the full photo
+REDNESS_MIN_LEVEL = 48  # darker pixels (black hair, very dark skin) have no reliable colour
+REDNESS_BLUR_PX = 1.0
+REDNESS_OFFSET = 12.0  # added before the logarithm so that sensor noise in dark pixels is not read as colour
+
+
+def hair_redness(image_bgr: np.ndarray, scalp: np.ndarray) -> float | None:
+    """How red the redder of the photo's two colour populations is, for spotting red or dyed
+    hair. The network was never trained on such hair and barely sees it in colour, but sees it
+    well in grey (docs/ACCURACY.md).
+
+    Redness per pixel is log(R^2 / (G B)): cast-free in ratios, 2.4-2.6 for red and auburn
+    hair, at most about 1.2 for black, brown, blonde and grey hair and for every skin tone.
+    The scalp's pixels are split in two by redness (Otsu), which separates hair from skin when
+    their colours differ; the value is the median of the redder group's redder half, so
+    thin hairs blended with skin do not pull it down. None when too little is seen."""
+    h, w = image_bgr.shape[:2]
+    s = min(1.0, REDNESS_WORK_SIDE / max(h, w))
+    small = cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image_bgr
+    # Sensor noise and JPEG's coarse colour make single pixels of dark skin look red or blue.
+    b, g, r = cv2.split(cv2.GaussianBlur(small, (0, 0), REDNESS_BLUR_PX))
+    seen = cv2.resize(scalp.astype(np.uint8), small.shape[1::-1], interpolation=cv2.INTER_NEAREST) > 0
+    seen &= cv2.max(cv2.max(b, g), r) >= REDNESS_MIN_LEVEL
+    if seen.sum() < 200:
+        return None
+    lb, lg, lr = (np.log(c[seen].astype(np.float32) + REDNESS_OFFSET) for c in (b, g, r))
+    red = 2 * lr - lg - lb
+    levels = np.clip((red + 1) * 50, 0, 255).astype(np.uint8)  # Otsu needs 8 bits: -1..4.1
+    t, _ = cv2.threshold(levels[None], 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    redder = red[levels > t]
+    if redder.size < 20:
+        return None
+    return float(np.median(redder[redder >= np.median(redder)]))
+
+
+def red_hair(measures: dict) -> bool:
+    """Is the hair red or dyed (see hair_redness)? Then the network is shown the photo in grey."""
+    redness = measures.get("hair_redness")
+    return redness is not None and redness > MAX_HAIR_REDNESS
 
 
 def channel_medians(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:

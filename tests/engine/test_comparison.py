@@ -287,3 +287,23 @@ def test_a_half_covered_hair_is_doubtful_only_when_the_other_photo_does_not_show
             g, pix, presence, judged, other, region, prob, 0.008, lambda _, s=shown: s
         )
         assert gone == [] and doubtful == doubt
+
+
+def test_red_hair_is_compared_and_its_loss_found(segmenter):
+    base = phantoms.trichoscopy_phantom(77, size_px=(480, 360), mm_per_px=0.008, strength=0.4, hair="red")
+    fol = phantoms.follow_up(base, 3, change_fraction=-0.3, strength=0.3)
+    c = engine.compare_images(base.image, fol.image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    assert c.comparable, c.reasons
+    assert c.changes["hair_count"]["significant"] and c.changes["hair_count"]["change_pct"] < -10
+
+
+def test_hair_dyed_red_since_the_baseline_is_not_compared(pair, segmenter):
+    from dataclasses import replace
+
+    base = pair[0]
+    dyed = replace(base.scalp, hair_rgb=phantoms.RED_HAIR_COLOURS_RGB["red"])
+    fol = phantoms.image_phantom(dyed, (480, 360), 0.008, base.conditions, 1, centre_mm=(0, 0))
+    c = engine.compare_images(base.image, fol.image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter)
+    assert not c.comparable
+    assert any("red or dyed in one photo only" in r for r in c.reasons)
+    assert not any(v["significant"] for v in c.changes.values())

@@ -197,3 +197,17 @@ def test_a_small_round_field_gets_a_reason_to_zoom_in():
     p = prepare(lens.image, "trichoscopy", lens.mm_per_px)
     assert "field_of_view" in p.quality.codes
     assert any("zoom in" in r for r in p.quality.reasons)
+
+
+def test_red_hair_is_measured_from_the_photo_in_grey(segmenter):
+    """In colour the network barely sees red hair (it was trained on black, brown, blonde and
+    grey); in grey it sees it as it sees brown hair."""
+    from analysis.engine.benchmark import dice
+    from analysis.engine.pipeline import network_input
+
+    p = engine.phantoms.trichoscopy_phantom(8, hair="red")
+    a = engine.analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=segmenter)
+    in_colour = segmenter.predict([network_input(a.prepared.work, a.prepared.valid)])[0]
+    assert dice(in_colour, p.coverage) < 0.5
+    assert dice(a.prob, p.coverage) > 0.9
+    assert a.values["density_per_cm2"] == pytest.approx(p.truth["density_per_cm2"], rel=0.15)

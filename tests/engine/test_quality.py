@@ -59,3 +59,30 @@ def test_the_focus_measure_falls_with_blur(good):
     grey = cv2.cvtColor(good, cv2.COLOR_BGR2GRAY)
     values = [quality.sharpness(cv2.GaussianBlur(grey, (0, 0), s) if s else grey) for s in (0, 1, 2, 4)]
     assert values == sorted(values, reverse=True)
+
+
+@pytest.mark.parametrize("seed,hair", [(0, "red"), (24, "auburn"), (30, "auburn"), (76, "auburn")])
+def test_red_or_dyed_hair_is_recognised_and_shown_to_the_network_in_grey(seed, hair):
+    """Auburn on skin of its own lightness (seeds 24 and 30) and sparse auburn hair (76) are
+    the least red of 300 measured fields."""
+    from analysis.engine.pipeline import prepare
+
+    p = phantoms.trichoscopy_phantom(seed, hair=hair)
+    prep = prepare(p.image, "trichoscopy", p.mm_per_px)
+    assert quality.red_hair(prep.quality.measures)
+    assert prep.quality.ok, prep.quality.reasons  # measured, not refused
+    b, g, r = cv2.split(prep.seg_input)
+    assert (b == g).all() and (g == r).all()
+
+
+@pytest.mark.parametrize("seed", [4, 6, 36, 181, 208])
+def test_the_trained_hair_colours_are_not_taken_for_red(seed):
+    """The reddest of 300 fields in black, brown, blonde and grey hair (brown on tan skin,
+    blonde on very dark skin under a warm cast, a dense brown field)."""
+    from analysis.engine.pipeline import prepare
+
+    p = phantoms.trichoscopy_phantom(seed)
+    assert p.scalp.hair_rgb in phantoms.HAIR_COLOURS_RGB.values()
+    prep = prepare(p.image, "trichoscopy", p.mm_per_px)
+    assert 0 < prep.quality.measures["hair_redness"] < quality.MAX_HAIR_REDNESS
+    assert not (prep.seg_input[..., 0] == prep.seg_input[..., 2]).all()
