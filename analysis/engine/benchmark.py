@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import torch
 
-from . import comparison, metrics, phantoms
+from . import comparison, metrics, phantoms, quality
 from .pipeline import analyze_image, measure
 from .segmentation import classical_segment, load_segmenter
 
@@ -124,6 +124,7 @@ def trichoscopy_errors(n, seed0, seg):
                 "seconds": secs,
                 "exact_topology": topo,
                 "clipped": _clipped(p.scalp),
+                "read_as_red": _read_as_red(a),
             }
         )
         cls = classical_segment(p.image, max_hair_px=0.11 / p.mm_per_px)
@@ -153,7 +154,7 @@ def photo_variant_errors(n, seed0, seg, **variant):
         p = _field(seed0 + i, i, **photo)
         a = analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=seg)
         v, tr = a.to_dict(), p.truth
-        row = {**_value_errors(v, tr), "dice": dice(a.prob, p.coverage)}
+        row = {**_value_errors(v, tr), "dice": dice(a.prob, p.coverage), "read_as_red": _read_as_red(a)}
         if photo.get("aperture"):
             seen = phantoms.field_of_view(p.image.shape[1::-1], p.conditions) >= 0.5
             valid = a.prepared.valid.astype(np.uint8)
@@ -162,6 +163,45 @@ def photo_variant_errors(n, seed0, seg, **variant):
         rows.append(row)
         log.info("%s %d/%d %s", photo, i + 1, n, row)
     return rows
+
+
+def _read_as_red(a) -> bool:
+    """Was the hair taken for red or dyed, so that the network saw the photo in grey?"""
+    return quality.red_hair(a.prepared.quality.measures)
+
+
+def hair_colour_separation(n: int = 300, seed0: int = 0) -> str:
+    """How far `quality.hair_redness` keeps the trained hair colours from red and auburn hair:
+    the default trichoscopy field of each of n seeds, and of every second seed the same scalp
+    with red and with auburn hair. Fields with under 2% hair have no hair colour to read and
+    are counted apart. Prints a Markdown table; no network is run."""
+    from .pipeline import prepare  # the redness is measured where analysis measures it
+
+    seen = {"trained": [], "red or auburn": []}
+    sparse = 0
+    for seed in range(seed0, seed0 + n):
+        for hair in (None, "red", "auburn") if seed % 2 == 0 else (None,):
+            p = phantoms.trichoscopy_phantom(seed, **({"hair": hair} if hair else {}))
+            if (p.coverage > 0.5).mean() < 0.02:
+                sparse += 1
+                continue
+            redness = prepare(p.image, "trichoscopy", p.mm_per_px, for_network=False).quality.measures["hair_redness"]
+            seen["trained" if hair is None else "red or auburn"].append(redness)
+    limit = quality.MAX_HAIR_REDNESS
+    trained, red = np.array(seen["trained"]), np.array(seen["red or auburn"])
+    return "\n".join(
+        [
+            f"Hair redness on trichoscopy fields of seeds {seed0}-{seed0 + n - 1} (limit {limit}); "
+            f"{sparse} fields with under 2% hair left out.",
+            "",
+            "| hair | fields | redness, min / median / max | read as red |",
+            "| --- | --- | --- | --- |",
+            *(
+                f"| {name} | {len(v)} | {v.min():.2f} / {np.median(v):.2f} / {v.max():.2f} | {int((v > limit).sum())} |"
+                for name, v in (("black, brown, blonde, grey", trained), ("red or auburn", red))
+            ),
+        ]
+    )
 
 
 def _value_errors(v: dict, tr: dict) -> dict:
@@ -416,6 +456,11 @@ def report(tri, dices, ov, pairs, speed, n, seed0, version, total_s, lens=(), sh
         density_row(f"density, red and auburn hair ({len(red)} fields)", red)
         row("  mean caliber, red and auburn hair", [r["caliber_um"] for r in red], "≤ 5 µm", " µm", 5)
         row("  U-Net Dice, red and auburn hair", [r["dice"] for r in red], "(none)", "")
+        others = [*tri, *lens, *shine]  # black, brown, blonde and grey hair
+        L.append(
+            f"|   read as red (the network shown grey) | {sum(r['read_as_red'] for r in red)} of {len(red)}; "
+            f"other fields {sum(r['read_as_red'] for r in others)} of {len(others)} | | (diagnostic) | - |"
+        )
     parts = [r.get("part_mm") for r in ov if "part_mm" in r]
     found = [x for x in parts if x is not None and np.isfinite(x)]
     row(f"part width (found in {len(found)} of {len(parts)} part-line photos)", found, "≤ 0.3 mm", " mm", 0.3)

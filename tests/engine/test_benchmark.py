@@ -24,6 +24,7 @@ def test_report_marks_missed_targets_honestly():
             "visibility": 0.01,
             "fu_1_pct": 5.0,
             "seconds": 0.5,
+            "read_as_red": False,
         }
     ] * 3
     ov = [{"view": "part_line", "visibility": 0.01, "seconds": 1.0, "card": True, "scale_pct": 1.0, "part_mm": 0.2}]
@@ -48,15 +49,18 @@ def test_report_marks_missed_targets_honestly():
         },
     ]
     dices = {"all": {"unet": [0.9], "classical": [0.5]}}
-    lens = [{"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": True}] * 2
-    lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False})
-    shine = [{"density_pct": 12.0, "visibility": 0.01, "caliber_um": 9.0, "vellus": 0.1}]
-    red = [{"density_pct": 90.0, "visibility": 0.05, "caliber_um": 25.0, "vellus": 0.1, "dice": 0.05}]
+    lens = [{"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": True, "read_as_red": False}] * 2
+    lens.append({"density_pct": 4.0, "visibility": 0.01, "caliber_um": 3.0, "rim_found": False, "read_as_red": True})
+    shine = [{"density_pct": 12.0, "visibility": 0.01, "caliber_um": 9.0, "vellus": 0.1, "read_as_red": False}]
+    red = [
+        {"density_pct": 90.0, "visibility": 0.05, "caliber_um": 25.0, "vellus": 0.1, "dice": 0.05, "read_as_red": True}
+    ]
     lens_pairs = [dict(pairs[0], significant=False), pairs[1]]  # the loss missed through the lens
     text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs)
     assert "| 5% loss detected through a round lens | 0.00 (1 pairs) | ≥ 0.95 | NO |" in text
     assert "| unchanged flagged through a round lens | 0.00 (1 pairs) | ≤ 0.05 | yes |" in text
     assert "|   U-Net Dice, red and auburn hair | 0.05 | 0.05 | (none) | - |" in text
+    assert "|   read as red (the network shown grey) | 1 of 1; other fields 1 of 7 | | (diagnostic) | - |" in text
     assert "| density, round-lens fields (3; rim found in 2) | 4% | 4% | ≤ 5% median, ≤ 10% p90 | yes |" in text
     assert "|   mean caliber, non-polarised fields | 9 µm | 9 µm | ≤ 5 µm | NO |" in text
     assert "| density (hairs/cm²), relative | 8% | 8% | ≤ 5% median, ≤ 10% p90 | NO |" in text
@@ -92,3 +96,9 @@ def test_a_benchmark_field_photographed_through_a_round_lens_has_its_rim_found(s
     plain = benchmark.photo_variant_errors(1, 0, segmenter, shine=lambda i: 0.0)
     assert "rim_found" not in plain[0] and set(plain[0]) >= {"density_pct", "caliber_um", "vellus", "dice"}
     assert plain[0]["dice"] > 0.8
+
+
+def test_the_hair_colour_separation_counts_what_is_read_as_red():
+    text = benchmark.hair_colour_separation(2)
+    assert "| black, brown, blonde, grey | 2 |" in text
+    assert "| red or auburn | 2 |" in text and text.rstrip().endswith("| 2 |")  # both red fields read as red

@@ -19,9 +19,18 @@ class Command(BaseCommand):
             help="first measure repeatability on unchanged pairs (own seeds) and save it",
         )
         parser.add_argument("--threads", type=int, default=2)
+        parser.add_argument(
+            "--hair-colour",
+            type=int,
+            metavar="N",
+            help="instead, measure how the red-hair check separates N seeds' fields (no network; 300: about 8 min)",
+        )
 
     def handle(self, *args, **opts):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        if opts["hair_colour"]:
+            self.stdout.write(benchmark.hair_colour_separation(opts["hair_colour"]))
+            return
         if opts["repeatability"]:
             benchmark.measure_repeatability(threads=opts["threads"])
         report = benchmark.run(n=opts["n"], seed0=opts["seed"], threads=opts["threads"])
