@@ -31,6 +31,10 @@ class QualityReport:
 
     def fail(self, code: str, reason: str) -> None:
         self.ok = False
+        self.note(code, reason)
+
+    def note(self, code: str, reason: str) -> None:
+        """A caveat that does not fail the photo: it is measured, but the reader should know."""
         self.codes.append(code)
         self.reasons.append(reason)
 
@@ -189,6 +193,12 @@ def assess_measures(measures: dict, view: str, calibration: Calibration, baselin
             "no_card",
             "The calibration card was not found: lay it flat beside the area with all four "
             "black corner squares visible, and retake.",
+        )
+    if red_hair(m):
+        rep.note(
+            "red_hair",
+            "The hair looks red or dyed, so it was measured from the photo in grey: its numbers "
+            "are less accurate than for black, brown, blonde or grey hair.",
         )
     if calibration.tilt_deg is not None and calibration.tilt_deg > MAX_TILT_DEG:
         rep.fail(

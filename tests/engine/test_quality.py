@@ -70,7 +70,8 @@ def test_red_or_dyed_hair_is_recognised_and_shown_to_the_network_in_grey(seed, h
     p = phantoms.trichoscopy_phantom(seed, hair=hair)
     prep = prepare(p.image, "trichoscopy", p.mm_per_px)
     assert quality.red_hair(prep.quality.measures)
-    assert prep.quality.ok, prep.quality.reasons  # measured, not refused
+    assert prep.quality.ok and prep.quality.codes == ["red_hair"]  # measured, with a caveat
+    assert "less accurate" in prep.quality.reasons[0]
     b, g, r = cv2.split(prep.seg_input)
     assert (b == g).all() and (g == r).all()
 
@@ -86,4 +87,5 @@ def test_the_trained_hair_colours_are_not_taken_for_red(seed):
     assert p.scalp.hair_rgb in phantoms.HAIR_COLOURS_RGB.values()
     prep = prepare(p.image, "trichoscopy", p.mm_per_px)
     assert 0 < prep.quality.measures["hair_redness"] < quality.MAX_HAIR_REDNESS
+    assert "red_hair" not in prep.quality.codes
     assert not (prep.seg_input[..., 0] == prep.seg_input[..., 2]).all()
