@@ -112,8 +112,10 @@ def hair_redness(image_bgr: np.ndarray, scalp: np.ndarray) -> float | None:
     hair. The network was never trained on such hair and barely sees it in colour, but sees it
     well in grey (docs/ACCURACY.md).
 
-    Redness per pixel is log(R^2 / (G B)): cast-free in ratios, 2.4-2.6 for red and auburn
-    hair, at most about 1.2 for black, brown, blonde and grey hair and for every skin tone.
+    Redness per pixel is log(R^2 / (G B)): the same at any exposure; 2.4-2.6 for pure red and
+    auburn hair, at most about 1.2 for black, brown, blonde and grey hair and for every skin
+    tone. A colour cast shifts it (by up to 0.35 for the phantoms' ±12% per channel, which the
+    measured margin includes); a white balance further off than that could cross the limit.
     The scalp's pixels are split in two by redness (Otsu), which separates hair from skin when
     their colours differ; the value is the median of the redder group's redder half, so
     thin hairs blended with skin do not pull it down. None when too little is seen."""
