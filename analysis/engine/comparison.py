@@ -135,15 +135,7 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
         foll.prepared.quality.measures, view, foll.prepared.calibration, base.prepared.quality.measures
     )
     reasons = [f"baseline: {r}" for r in base.prepared.quality.reasons] + [f"follow-up: {r}" for r in fq.reasons]
-    serious = {
-        "focus",
-        "resolution",
-        "no_scale",
-        "match_exposure",
-        "match_tilt",
-        "match_distance",
-        "match_focus",
-    }
+    serious = {"focus", "resolution", "no_scale", "match_exposure", "match_tilt", "match_distance", "match_focus"}
     if view == "trichoscopy":
         # Hairs are matched on coverage maps, which the network computes after removing each
         # photo's exposure, and on contrast relative to the local background: a brighter or
