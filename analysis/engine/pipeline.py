@@ -235,9 +235,9 @@ def prepare(
     work = cv2.resize(img, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else img
     valid = scalp_pixels(work, s, view, cal, outside)
     measured = _clear_of_fill(valid)
-    measures = quality.measure(img, None if outside is None else ~outside)
-    if view == "trichoscopy":
-        measures["hair_redness"] = quality.hair_redness(work, measured)
+    redness = {"hair_redness": quality.hair_redness(work, measured)} if view == "trichoscopy" else {}
+    scalp = None if outside is None else ~outside
+    measures = quality.measure(img, scalp, focus_in_colour=quality.red_hair(redness)) | redness
     qual = quality.assess_measures(measures, view, cal, baseline_measures)
     field_share = 1.0 if outside is None else 1.0 - float(outside.mean())
     if field_share < MIN_FIELD_SHARE:

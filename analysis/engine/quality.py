@@ -48,23 +48,28 @@ def sharpness(grey: np.ndarray) -> float:
     s = min(1.0, 1000.0 / max(h, w))
     g = cv2.resize(grey, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else grey
     g = g.astype(np.float32)
-
-    def grad_p99(sigma):
-        b = cv2.GaussianBlur(g, (0, 0), sigma)
-        gx, gy = cv2.Sobel(b, cv2.CV_32F, 1, 0), cv2.Sobel(b, cv2.CV_32F, 0, 1)
-        return float(np.percentile(np.hypot(gx, gy), 99.5))
-
-    return grad_p99(0.7) / max(grad_p99(2.0), 1e-3)
+    return _gradient_p99(g, 0.7) / max(_gradient_p99(g, 2.0), 1e-3)
 
 
-def measure(image_bgr: np.ndarray, scalp: np.ndarray | None = None) -> dict:
+def _gradient_p99(image: np.ndarray, sigma: float) -> float:
+    """The strongest gradients (99.5th percentile) after a Gaussian blur of `sigma` px."""
+    b = cv2.GaussianBlur(image, (0, 0), sigma)
+    gx, gy = cv2.Sobel(b, cv2.CV_32F, 1, 0), cv2.Sobel(b, cv2.CV_32F, 0, 1)
+    return float(np.percentile(np.hypot(gx, gy), 99.5))
+
+
+def measure(image_bgr: np.ndarray, scalp: np.ndarray | None = None, focus_in_colour: bool = False) -> dict:
     """Exposure statistics on a copy of at most 1000 px: they are global, and a 12 MP photo
     would otherwise spend a third of a second here. With `scalp` (bool per pixel) only those
-    pixels count: the black surround of a dermoscope's lens is neither dark exposure nor an edge."""
+    pixels count: the black surround of a dermoscope's lens is neither dark exposure nor an edge.
+    With `focus_in_colour`, focus is measured in the colour channel with the strongest edges:
+    red or auburn hair can have the skin's luminance, and then grey shows no sharp edge and
+    focus would read as blur (red hair differs from skin in red, auburn in green and blue)."""
     h, w = image_bgr.shape[:2]
     s = min(1.0, 1000.0 / max(h, w))
     small = cv2.resize(image_bgr, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) if s < 1 else image_bgr
     grey = cv2.cvtColor(small, cv2.COLOR_BGR2GRAY)
+    edges = _strongest_channel(small) if focus_in_colour else grey
     seen = None
     if scalp is not None and not scalp.all():
         seen = cv2.resize(scalp.astype(np.uint8), grey.shape[::-1], interpolation=cv2.INTER_NEAREST)
@@ -76,16 +81,24 @@ def measure(image_bgr: np.ndarray, scalp: np.ndarray | None = None) -> dict:
     else:
         hist = cv2.calcHist([grey], [0], seen, [256], [0, 256]).ravel().astype(np.int64)
         mean_bgr = [float(v) for v in cv2.mean(small, mask=seen)[:3]]
-        grey = np.where(seen > 0, grey, np.uint8(median_from_histogram(hist)))  # the lens's rim is no edge
+        own = cv2.calcHist([edges], [0], seen, [256], [0, 256]).ravel().astype(np.int64) if focus_in_colour else hist
+        edges = np.where(seen > 0, edges, np.uint8(median_from_histogram(own)))  # the lens's rim is no edge
     n = max(int(hist.sum()), 1)
     return {
-        "sharpness": sharpness(grey),
+        "sharpness": sharpness(edges),
         "median_luma": median_from_histogram(hist),
         "dark_clipped": float(hist[:4].sum() / n),
         "bright_clipped": float(hist[250:].sum() / n),  # white-out, not one saturated channel
         "min_side": int(min(h, w)),
         "mean_bgr": mean_bgr,
     }
+
+
+def _strongest_channel(image_bgr: np.ndarray) -> np.ndarray:
+    """The colour channel whose coarse edges are strongest (hair against skin, for focus)."""
+    channels = cv2.split(image_bgr)
+    strength = [_gradient_p99(c.astype(np.float32), 2.0) for c in channels]
+    return channels[int(np.argmax(strength))]
 
 
 def median_from_histogram(hist: np.ndarray) -> float:
