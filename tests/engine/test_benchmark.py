@@ -56,7 +56,10 @@ def test_report_marks_missed_targets_honestly():
         {"density_pct": 90.0, "visibility": 0.05, "caliber_um": 25.0, "vellus": 0.1, "dice": 0.05, "read_as_red": True}
     ]
     lens_pairs = [dict(pairs[0], significant=False), pairs[1]]  # the loss missed through the lens
-    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs)
+    red_pairs = [pairs[0], dict(pairs[1], comparable=False)]
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs, red_pairs)
+    assert "| 5% loss detected with red or auburn hair | 1.00 (1 pairs) | ≥ 0.95 | yes |" in text
+    assert "| pairs judged not comparable with red or auburn hair | 0.50 | - | - |" in text
     assert "| 5% loss detected through a round lens | 0.00 (1 pairs) | ≥ 0.95 | NO |" in text
     assert "| unchanged flagged through a round lens | 0.00 (1 pairs) | ≤ 0.05 | yes |" in text
     assert "|   U-Net Dice, red and auburn hair | 0.05 | 0.05 | (none) | - |" in text
