@@ -181,7 +181,7 @@ def hair_colour_separation(n: int = 300, seed0: int = 0) -> str:
     sparse = 0
     for seed in range(seed0, seed0 + n):
         for hair in (None, "red", "auburn") if seed % 2 == 0 else (None,):
-            p = phantoms.trichoscopy_phantom(seed, **({"hair": hair} if hair else {}))
+            p = phantoms.trichoscopy_phantom(seed, hair=hair)  # None: the seed's own colour
             if (p.coverage > 0.5).mean() < 0.02:
                 sparse += 1
                 continue
@@ -259,10 +259,10 @@ def overview_errors(n, seed0, seg):
 
 def pair(seed, change, aperture=0.0, hair=None):
     """A baseline field and its follow-up with a known fraction of hairs removed or added
-    (both through a round lens when `aperture` > 0, both with `hair` of that colour when given)."""
+    (both through a round lens when `aperture` > 0, both with `hair` of that colour when given;
+    None draws the seed's own colour, as make_trichoscopy_scalp does)."""
     mm = float(np.random.default_rng(seed).uniform(0.006, 0.01))
-    colour = {"hair": hair} if hair else {}
-    base = phantoms.trichoscopy_phantom(seed, size_px=PAIR_SIZE, mm_per_px=mm, aperture=aperture, **colour)
+    base = phantoms.trichoscopy_phantom(seed, size_px=PAIR_SIZE, mm_per_px=mm, aperture=aperture, hair=hair)
     return base, phantoms.follow_up(base, seed + 7, change_fraction=change)
 
 

@@ -236,8 +236,9 @@ def prepare(
     valid = scalp_pixels(work, s, view, cal, outside)
     measured = _clear_of_fill(valid)
     redness = {"hair_redness": quality.hair_redness(work, measured)} if view == "trichoscopy" else {}
+    red_hair = quality.red_hair(redness)  # then focus is measured in colour, the network sees grey
     scalp = None if outside is None else ~outside
-    measures = quality.measure(img, scalp, focus_in_colour=quality.red_hair(redness)) | redness
+    measures = quality.measure(img, scalp, focus_in_colour=red_hair) | redness
     qual = quality.assess_measures(measures, view, cal, baseline_measures)
     field_share = 1.0 if outside is None else 1.0 - float(outside.mean())
     if field_share < MIN_FIELD_SHARE:
@@ -252,7 +253,7 @@ def prepare(
             "The dermoscope's scale is unknown: set its micrometres per pixel in the clinic "
             "settings so that density and caliber can be measured.",
         )
-    seg_input = network_input(work, valid, grey=quality.red_hair(measures)) if for_network else None
+    seg_input = network_input(work, valid, grey=red_hair) if for_network else None
     return Prepared(img.shape, view, work, s, cal, qual, measured, seg_input)
 
 
