@@ -379,7 +379,8 @@ def measure(
     if p.view == "trichoscopy":
         graph = metrics.build_hair_graph(prob, mm or 0.008, valid=p.valid)
         area_cm2 = measured_area_cm2(p.valid, mm)
-        vals.update(_hair_values(graph, mm, area_cm2, thresholds))
+        cal_um = metrics.calibers_um(prob, mm, p.valid, graph) if mm else None
+        vals.update(_hair_values(graph, cal_um, area_cm2, thresholds))
         if counter is not None and area_cm2:
             ends = counter.count(prob, p.valid, mm)
             vals.update(_counted_values(ends, area_cm2, thresholds))
@@ -425,7 +426,9 @@ def measured_area_cm2(valid: np.ndarray, mm: float | None) -> float | None:
     return float(valid.sum()) * mm * mm / 100.0 if mm and valid.any() else None
 
 
-def _hair_values(g: metrics.HairGraph, mm: float | None, area_cm2: float | None, th: Thresholds) -> dict:
+def _hair_values(g: metrics.HairGraph, cal: np.ndarray | None, area_cm2: float | None, th: Thresholds) -> dict:
+    """Count and follicular units from the hair graph; caliber values from `cal`, the
+    measurable hairs' calibers in um (`metrics.calibers_um`)."""
     n = len(g.chains)
     sizes = np.asarray(g.fu_sizes, int)
     v = {
@@ -434,17 +437,17 @@ def _hair_values(g: metrics.HairGraph, mm: float | None, area_cm2: float | None,
     }
     if area_cm2 is None:  # no scale, or nothing measured
         return v
-    cal = g.caliber_px[metrics.measurable(g)] * mm * 1000.0
     counts, _ = np.histogram(cal, bins=list(HIST_EDGES_UM) + [1e9])
+    widths = n and len(cal)
     v.update(
         {
             "density_per_cm2": round(n / area_cm2, 2),
-            "mean_caliber_um": round(float(cal.mean()), 2) if n else None,
+            "mean_caliber_um": round(float(cal.mean()), 2) if widths else None,
             "caliber_histogram_um": {"edges_um": list(HIST_EDGES_UM), "counts": [int(c) for c in counts]},
-            "vellus_fraction": round(float((cal < th.vellus_um).mean()), 4) if n else None,
-            "terminal_fraction": round(float((cal >= th.terminal_um).mean()), 4) if n else None,
+            "vellus_fraction": round(float((cal < th.vellus_um).mean()), 4) if widths else None,
+            "terminal_fraction": round(float((cal >= th.terminal_um).mean()), 4) if widths else None,
             # Every counted hair at the measured hairs' mean width.
-            "cumulative_thickness_mm_per_cm2": round(float(n * cal.mean() / 1000.0 / area_cm2), 3) if n else 0.0,
+            "cumulative_thickness_mm_per_cm2": round(float(n * cal.mean() / 1000.0 / area_cm2), 3) if widths else 0.0,
         }
     )
     return v

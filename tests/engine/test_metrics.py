@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -47,6 +48,32 @@ def test_a_stub_at_the_frame_edge_counts_but_its_width_is_not_measured():
 def test_when_no_hair_is_long_enough_all_are_measured():
     g = metrics.build_hair_graph(lines_coverage([(-20, 40, 20, 40)], 10), 0.005)
     assert len(g.chains) == 1 and list(metrics.measurable(g)) == [0]
+
+
+def test_faint_thin_hairs_at_a_coarse_pitch_keep_one_caliber_each():
+    # Five 2 px hairs at 12 um/px, softened as the network softens them: on the map's own grid
+    # the mask breaks them into fragments; on the caliber grid each is one hair of its width.
+    lines = [(10, 30 + i * 35, 190, 40 + i * 35) for i in range(5)]
+    sharp = metrics.build_hair_graph(lines_coverage(lines, 2.0), 0.012)
+    true_um = float(np.mean(sharp.caliber_px)) * 12.0
+    cal = metrics.calibers_um(cv2.GaussianBlur(lines_coverage(lines, 2.0), (0, 0), 1.2), 0.012)
+    assert len(cal) == 5
+    assert np.allclose(cal, true_um, rtol=0.05)
+
+
+def test_wide_hairs_at_a_fine_pitch_are_measured_on_the_coarser_caliber_grid():
+    lines = [(10, 40, 190, 60), (20, 150, 180, 120)]
+    cal = metrics.calibers_um(lines_coverage(lines, 12.0), 0.0025)
+    native = metrics.build_hair_graph(lines_coverage(lines, 12.0), 0.0025)
+    assert len(cal) == 2
+    assert np.allclose(cal, np.mean(native.caliber_px) * 2.5, rtol=0.08)
+
+
+def test_calibers_at_the_caliber_pitch_reuse_the_given_graph():
+    cov = lines_coverage([(10, 100, 190, 100)], 5.0)
+    g = metrics.build_hair_graph(cov, metrics.CALIBER_MM_PER_PX)
+    g.caliber_px[:] = 7.0  # marks the graph as the one measured
+    assert list(metrics.calibers_um(cov, metrics.CALIBER_MM_PER_PX, None, g)) == [7.0 * 6.0]
 
 
 def test_visibility_is_uncovered_fraction():
