@@ -105,3 +105,27 @@ def test_the_hair_colour_separation_counts_what_is_read_as_red():
     text = benchmark.hair_colour_separation(2)
     assert "| black, brown, blonde, grey | 2 |" in text
     assert "| red or auburn | 2 |" in text and text.rstrip().endswith("| 2 |")  # both red fields read as red
+
+
+def test_fields_only_reports_the_field_rows_of_the_chosen_seeds():
+    text = benchmark.fields_only(2, 100)
+    assert text.startswith("2 trichoscopy fields from seed 100")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert [r.split(" | ")[0].strip("| ").strip() for r in rows] == [
+        "density, relative",
+        "density, counted on the exact coverage",
+        "mean caliber",
+        "vellus fraction",
+        "scalp visibility",
+    ]
+    medians = [float(r.split(" | ")[1].replace("%", "").replace(" µm", "")) for r in rows]
+    assert all(m >= 0 for m in medians) and medians[0] < 200
+
+
+def test_tracking_tells_a_measurement_that_ignores_the_truth_from_one_that_follows_it():
+    truth = [0.3, 0.4, 0.5, 0.6, 0.7]
+    assert benchmark._tracking([(t, t + 0.01) for t in truth]) == "slope 1.00, correlation 1.00"
+    flat = benchmark._tracking([(t, 0.5 + 0.02 * (-1) ** i) for i, t in enumerate(truth)])
+    slope, corr = (float(x.split()[-1]) for x in flat.split(", "))
+    assert abs(slope) < 0.1 and abs(corr) < 0.3
+    assert benchmark._tracking([(0.5, 0.4), (0.5, 0.6), (0.5, 0.5)]) == "no spread to compare"

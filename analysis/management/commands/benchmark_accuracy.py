@@ -26,10 +26,19 @@ class Command(BaseCommand):
             help="instead, measure how the red-hair check separates N seeds' fields (no network; 300: about 8 min)",
         )
 
+        parser.add_argument(
+            "--fields-only",
+            action="store_true",
+            help="only the trichoscopy fields' rows (about 2 s a field), e.g. on another --seed",
+        )
+
     def handle(self, *args, **opts):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
         if opts["hair_colour"]:
             self.stdout.write(benchmark.hair_colour_separation(opts["hair_colour"]))
+            return
+        if opts["fields_only"]:
+            self.stdout.write(benchmark.fields_only(opts["n"], opts["seed"], opts["threads"]))
             return
         if opts["repeatability"]:
             benchmark.measure_repeatability(threads=opts["threads"])
