@@ -21,6 +21,7 @@ from .segmentation import classical_segment, load_segmenter
 log = logging.getLogger(__name__)
 BENCH_SEED0 = 0
 REPEAT_SEED0 = 20_000_000
+REPEAT_OVERVIEW_SEED0 = 21_000_000
 PAIR_SIZE = (1024, 768)  # a dermoscope field at 6-10 um/px: about 50-150 hairs
 LIGHT_ON_LIGHT = ({"blonde", "grey"}, {"very_light", "light"})
 DARK_ON_DARK = ({"black", "brown"}, {"brown", "very_dark"})
@@ -326,7 +327,27 @@ def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: No
     return rows
 
 
-def measure_repeatability(n_pairs: int = 40, threads: int = 2) -> dict:
+OVERVIEW_VIEWS = ("crown", "part_line", "hairline", "temple_left", "temple_right")
+
+
+def overview_visibility_noise(n_pairs: int, seg) -> list[float]:
+    """Measured scalp-visibility change (%) of unchanged overview scalps photographed twice
+    under new conditions, each view in turn; only pairs the engine judges comparable. The
+    scalp is the same, so the true change on the overlap is 0."""
+    out = []
+    for i in range(n_pairs):
+        view = OVERVIEW_VIEWS[i % len(OVERVIEW_VIEWS)]
+        base = phantoms.overview_phantom(REPEAT_OVERVIEW_SEED0 + i, view, with_card=True)
+        foll = phantoms.follow_up(base, REPEAT_OVERVIEW_SEED0 + i + 7)
+        c = comparison.compare_images(base.image, foll.image, view=view, segmenter=seg)
+        pct = (c.changes or {}).get("scalp_visibility", {}).get("change_pct")
+        log.info("overview repeatability %d/%d %s comparable %s change %s", i + 1, n_pairs, view, c.comparable, pct)
+        if c.comparable and pct is not None:
+            out.append(pct)
+    return out
+
+
+def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int = 20) -> dict:
     """Re-image unchanged phantom scalps under new conditions: the spread of the measured
     change is the measurement noise that each reported change is judged against. Only pairs
     the engine judges comparable count: the others are never flagged, whatever they measure."""
@@ -350,15 +371,20 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2) -> dict:
     sigma = {
         k: float(np.sqrt(np.mean(np.square(v)))) if v else comparison.FALLBACK_SIGMA_PCT[k] for k, v in vals.items()
     }
+    ov_changes = overview_visibility_noise(n_overview, seg)
+    ov_sigma = float(np.sqrt(np.mean(np.square(ov_changes)))) if ov_changes else None
     data = {
         "sigma_pct": {k: round(s, 3) for k, s in sigma.items()},
         "pairs": n_pairs,
         "comparable_pairs": used,
+        "overview_sigma_pct": {"scalp_visibility": round(ov_sigma, 3)} if ov_sigma else {},
+        "overview_pairs": n_overview,
+        "overview_comparable_pairs": len(ov_changes),
         "seed0": REPEAT_SEED0,
         "model_version": seg.model_version,
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "method": "RMS of measured-minus-true change over the comparable ones of unchanged phantom pairs "
-        "re-imaged under new conditions",
+        "re-imaged under new conditions; overview: scalp visibility of unchanged overview pairs, true change 0",
     }
     comparison.REPEATABILITY_FILE.write_text(json.dumps(data, indent=2))
     log.info("repeatability %s", data)

@@ -20,6 +20,7 @@ from .segmentation import Segmenter
 REPEATABILITY_FILE = Path(__file__).resolve().parent / "repeatability.json"
 # Used only until `benchmark_accuracy --repeatability` has measured the real values.
 FALLBACK_SIGMA_PCT = {"hair_count": 3.0, "density_per_cm2": 3.0, "mean_caliber_um": 3.0, "scalp_visibility": 3.0}
+FALLBACK_OVERVIEW_VISIBILITY_PCT = 8.0  # about what unchanged overview pairs showed before it was measured
 MIN_OVERLAP = 0.3
 PRESENT_FRACTION = 0.5  # share of a hair's centre line that must be covered to call it present
 PRESENT_PROB = 0.15  # low: a faint hair the other photo half-segmented is still there
@@ -78,12 +79,18 @@ class Comparison:
         return None if self.change_map_bgr is None else heatmaps.to_png(self.change_map_bgr)
 
 
-def repeatability() -> dict:
-    """Relative standard deviation (%) of each metric between two photos of an unchanged scalp."""
-    if REPEATABILITY_FILE.exists():
-        data = json.loads(REPEATABILITY_FILE.read_text())
-        return {k: float(data["sigma_pct"].get(k, FALLBACK_SIGMA_PCT[k])) for k in METRIC_KEYS}
-    return dict(FALLBACK_SIGMA_PCT)
+def repeatability(view: str = "trichoscopy") -> dict:
+    """Relative standard deviation (%) of each metric between two photos of an unchanged scalp.
+    Overview views have their own visibility noise: a hair there is half a pixel wide, and
+    light and colour move the coverage far more than on a dermoscope field (measured on
+    overview pairs, `overview_sigma_pct`; the trichoscopy value would flag noise as change)."""
+    data = json.loads(REPEATABILITY_FILE.read_text()) if REPEATABILITY_FILE.exists() else {}
+    sigma = {k: float(data.get("sigma_pct", {}).get(k, FALLBACK_SIGMA_PCT[k])) for k in METRIC_KEYS}
+    if view != "trichoscopy":
+        sigma["scalp_visibility"] = float(
+            data.get("overview_sigma_pct", {}).get("scalp_visibility", FALLBACK_OVERVIEW_VISIBILITY_PCT)
+        )
+    return sigma
 
 
 def compare_images(
@@ -167,7 +174,7 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
         comparable = False
         reasons.append(f"not comparable: the photos overlap by only {frac * 100:.0f}%: photograph the same marked area")
     fprob = cv2.warpPerspective(foll.prob, reg.homography, (bw.shape[1], bw.shape[0]), flags=cv2.INTER_LINEAR)
-    sigma = repeatability()
+    sigma = repeatability(view)
     if view == "trichoscopy":
         changes, lost, gained = _hair_changes(base, foll, reg.homography, overlap, fprob, sigma)
     else:

@@ -57,6 +57,21 @@ def test_uncertainty_comes_from_measured_repeatability():
     assert set(sigma) == set(comparison.METRIC_KEYS) and all(v > 0 for v in sigma.values())
 
 
+def test_overview_visibility_change_is_judged_against_overview_noise(tmp_path, monkeypatch):
+    import json
+
+    from analysis.engine import comparison
+
+    f = tmp_path / "repeatability.json"
+    f.write_text(json.dumps({"sigma_pct": {"scalp_visibility": 1.2}, "overview_sigma_pct": {"scalp_visibility": 6.5}}))
+    monkeypatch.setattr(comparison, "REPEATABILITY_FILE", f)
+    assert comparison.repeatability("trichoscopy")["scalp_visibility"] == 1.2
+    assert comparison.repeatability("crown")["scalp_visibility"] == 6.5
+    assert comparison.repeatability("crown")["hair_count"] == comparison.FALLBACK_SIGMA_PCT["hair_count"]
+    f.write_text(json.dumps({"sigma_pct": {"scalp_visibility": 1.2}}))  # measured before overview pairs were
+    assert comparison.repeatability("part_line")["scalp_visibility"] == comparison.FALLBACK_OVERVIEW_VISIBILITY_PCT
+
+
 def test_the_homography_maps_follow_up_pixels_onto_the_baseline_photo_as_stored():
     import cv2
 
@@ -71,6 +86,10 @@ def test_the_homography_maps_follow_up_pixels_onto_the_baseline_photo_as_stored(
     h = np.array(result.homography_original_px())
     point = h @ np.array([840.0, 600.0, 1.0])
     assert np.allclose(point[:2] / point[2], [800.0, 600.0], atol=4.0)
+    from analysis.engine import comparison
+
+    unc = result.changes["scalp_visibility"]["uncertainty_pct"]
+    assert unc == round(comparison.Z * comparison.repeatability("crown")["scalp_visibility"], 2)
 
 
 def test_comparing_two_analyses_gives_what_comparing_the_photos_gives(pair, segmenter):
