@@ -4,6 +4,8 @@ clinician's grade is the record."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII")
@@ -11,15 +13,24 @@ NORWOOD_EDGES = (0.12, 0.25, 0.38, 0.52, 0.66, 0.8)  # loss score -> stage 1..7
 LUDWIG_EDGES = (0.3, 0.6)  # loss score -> stage 1..3
 MAX_CONFIDENCE = 0.7
 BASE_VISIBILITY = 0.35  # typical visibility of a full head of hair in these views
+# One overview photo's visibility error as a standard deviation: the benchmark's median
+# |error| is 0.050-0.065 (docs/ACCURACY.md), and for normal errors the median is 0.674 sigma.
+VISIBILITY_SD = 0.08
 
 
-def _stage(score: float, edges) -> tuple[int, float]:
-    """Stage index (1-based) and a confidence that falls near stage boundaries."""
+def _stage(score: float, edges, score_sd: float) -> tuple[int, float]:
+    """Stage index (1-based) and a confidence: the chance that a score measured with this
+    standard deviation lies in the same stage, at most MAX_CONFIDENCE (one view never shows
+    the whole pattern). It falls near stage boundaries and for narrow stages."""
     i = int(np.searchsorted(edges, score))
-    bounds = (0.0,) + tuple(edges) + (1.0,)
+    bounds = (-math.inf,) + tuple(edges) + (math.inf,)
     lo, hi = bounds[i], bounds[i + 1]
-    margin = min(score - lo, hi - score) / max(hi - lo, 1e-6)  # 0 at a boundary, 0.5 mid-stage
-    return i + 1, float(MAX_CONFIDENCE * (0.5 + margin))
+    p_same = _normal_cdf((hi - score) / score_sd) - _normal_cdf((lo - score) / score_sd)
+    return i + 1, float(MAX_CONFIDENCE * p_same)
+
+
+def _normal_cdf(z: float) -> float:
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
 
 
 def loss_score(view: str, grid: np.ndarray, part_width_mm: float | None) -> float:
@@ -44,10 +55,11 @@ def suggest(view: str, sex: str | None, grid: np.ndarray | None, part_width_mm: 
         return None
     scale = "ludwig" if sex == "female" or (sex is None and view == "part_line") else "norwood"
     s = loss_score(view, grid, part_width_mm)
+    score_sd = VISIBILITY_SD / (1 - BASE_VISIBILITY)  # the score is visibility rescaled
     if scale == "ludwig":
-        idx, conf = _stage(s, LUDWIG_EDGES)
+        idx, conf = _stage(s, LUDWIG_EDGES, score_sd)
         value = ROMAN[idx - 1]
     else:
-        idx, conf = _stage(s, NORWOOD_EDGES)
+        idx, conf = _stage(s, NORWOOD_EDGES, score_sd)
         value = ROMAN[idx - 1] + (" vertex" if view == "crown" and idx == 3 else "")
     return {"scale": scale, "value": value, "stage_index": idx, "confidence": round(conf, 2)}

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 
 from analysis.engine import grading, heatmaps
 
@@ -30,3 +31,16 @@ def test_grading_rises_with_visibility_and_is_none_for_trichoscopy():
     lud = grading.suggest("part_line", "female", np.full((3, 3), 0.9), 9.0)
     assert lud["scale"] == "ludwig" and lud["stage_index"] == 3 and 0 < lud["confidence"] <= 1
     assert grading.suggest("trichoscopy", "male", np.zeros((3, 3)), None) is None
+
+
+def test_grading_confidence_is_the_chance_the_stage_holds_given_the_measurement_error():
+    edges = grading.NORWOOD_EDGES
+    mid = (edges[0] + edges[1]) / 2
+    _, sure = grading._stage(mid, edges, 1e-4)
+    assert sure == pytest.approx(grading.MAX_CONFIDENCE)  # an exact score: only the one-view cap
+    _, at_mid = grading._stage(mid, edges, 0.12)
+    _, near_edge = grading._stage(edges[1] - 0.01, edges, 0.12)
+    assert near_edge < at_mid < 0.5 * grading.MAX_CONFIDENCE  # a 0.13-wide stage under 0.12 noise
+    # The same noise leaves a wide Ludwig stage far more certain than a narrow Norwood one.
+    _, ludwig = grading._stage(0.85, grading.LUDWIG_EDGES, 0.12)
+    assert ludwig > 0.9 * grading.MAX_CONFIDENCE
