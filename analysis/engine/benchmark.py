@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 BENCH_SEED0 = 0
 REPEAT_SEED0 = 20_000_000
 REPEAT_OVERVIEW_SEED0 = 21_000_000
+OVERVIEW_VIEWS = ("crown", "part_line", "hairline", "temple_left", "temple_right")
 PAIR_SIZE = (1024, 768)  # a dermoscope field at 6-10 um/px: about 50-150 hairs
 LIGHT_ON_LIGHT = ({"blonde", "grey"}, {"very_light", "light"})
 DARK_ON_DARK = ({"black", "brown"}, {"brown", "very_dark"})
@@ -256,7 +257,7 @@ def _on_exact_coverage(a, p) -> tuple[dict, metrics.HairGraph]:
 
 def overview_errors(n, seed0, seg):
     rows = []
-    views = ["crown", "part_line", "hairline", "temple_left", "temple_right", "part_line"]
+    views = [*OVERVIEW_VIEWS, "part_line"]  # the part width needs more than one photo in six
     for i in range(n):
         view = views[i % len(views)]
         p = phantoms.overview_phantom(seed0 + 1000 + i, view, with_card=True)
@@ -327,9 +328,6 @@ def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: No
     return rows
 
 
-OVERVIEW_VIEWS = ("crown", "part_line", "hairline", "temple_left", "temple_right")
-
-
 def overview_visibility_noise(n_pairs: int, seg) -> list[float]:
     """Measured scalp-visibility change (%) of unchanged overview scalps photographed twice
     under new conditions, each view in turn; only pairs the engine judges comparable. The
@@ -368,11 +366,9 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
             pct = c.changes[k]["change_pct"]
             if pct is not None:
                 vals[k].append(pct - (truth if k in ("hair_count", "density_per_cm2") else 0.0))
-    sigma = {
-        k: float(np.sqrt(np.mean(np.square(v)))) if v else comparison.FALLBACK_SIGMA_PCT[k] for k, v in vals.items()
-    }
+    sigma = {k: _rms(v) if v else comparison.FALLBACK_SIGMA_PCT[k] for k, v in vals.items()}
     ov_changes = overview_visibility_noise(n_overview, seg)
-    ov_sigma = float(np.sqrt(np.mean(np.square(ov_changes)))) if ov_changes else None
+    ov_sigma = _rms(ov_changes) if ov_changes else None
     data = {
         "sigma_pct": {k: round(s, 3) for k, s in sigma.items()},
         "pairs": n_pairs,
@@ -389,6 +385,10 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
     comparison.REPEATABILITY_FILE.write_text(json.dumps(data, indent=2))
     log.info("repeatability %s", data)
     return data
+
+
+def _rms(values) -> float:
+    return float(np.sqrt(np.mean(np.square(values))))
 
 
 def speed_12mp(seg, repeats=3) -> float:

@@ -5,6 +5,7 @@ clinician's grade is the record."""
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -25,12 +26,8 @@ def _stage(score: float, edges, score_sd: float) -> tuple[int, float]:
     i = int(np.searchsorted(edges, score))
     bounds = (-math.inf,) + tuple(edges) + (math.inf,)
     lo, hi = bounds[i], bounds[i + 1]
-    p_same = _normal_cdf((hi - score) / score_sd) - _normal_cdf((lo - score) / score_sd)
-    return i + 1, float(MAX_CONFIDENCE * p_same)
-
-
-def _normal_cdf(z: float) -> float:
-    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+    measured = NormalDist(score, score_sd)
+    return i + 1, float(MAX_CONFIDENCE * (measured.cdf(hi) - measured.cdf(lo)))
 
 
 def loss_score(view: str, grid: np.ndarray, part_width_mm: float | None) -> float:

@@ -25,7 +25,6 @@ class Command(BaseCommand):
             metavar="N",
             help="instead, measure how the red-hair check separates N seeds' fields (no network; 300: about 8 min)",
         )
-
         parser.add_argument(
             "--fields-only",
             action="store_true",
