@@ -21,6 +21,18 @@ def test_crossing_hairs_count_as_two_with_their_width(width):
     assert np.allclose(g.caliber_px, width, rtol=0.08)
 
 
+@pytest.mark.parametrize("dy", [8, 20])  # 10 and 25 degrees
+@pytest.mark.parametrize("width", [4.0, 10.0])
+def test_hairs_crossing_at_a_shallow_angle_count_as_two(dy, width):
+    """They run together for a stretch: a fork, one shared branch, another fork. Each fork
+    pairs the shared branch with one hair; the other hair must still count once, not twice."""
+    g = metrics.build_hair_graph(
+        lines_coverage([(10, 100 - dy, 190, 100 + dy), (10, 100 + dy, 190, 100 - dy)], width), 0.005
+    )
+    assert len(g.chains) == 2
+    assert sorted(g.fu_sizes) == [1, 1]  # passing through each other, not leaving one opening
+
+
 def test_two_hairs_from_one_opening_form_a_two_hair_unit():
     g = metrics.build_hair_graph(lines_coverage([(100, 100, 190, 60), (100, 100, 190, 140)], 6), 0.005)
     assert len(g.chains) == 2 and sorted(g.fu_sizes) == [2]
