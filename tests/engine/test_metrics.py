@@ -33,9 +33,17 @@ def test_hairs_crossing_at_a_shallow_angle_count_as_two(dy, width):
     assert sorted(g.fu_sizes) == [1, 1]  # passing through each other, not leaving one opening
 
 
-def test_two_hairs_from_one_opening_form_a_two_hair_unit():
-    g = metrics.build_hair_graph(lines_coverage([(100, 100, 190, 60), (100, 100, 190, 140)], 6), 0.005)
+@pytest.mark.parametrize("dy", [10, 40])  # 7 and 25 degrees from the middle
+def test_two_hairs_from_one_opening_form_a_two_hair_unit(dy):
+    """At a small angle they overlap near the opening: the stem there has a free end and is
+    paired with one hair, so only the other leaves the fork unpaired; the stem still joins them."""
+    g = metrics.build_hair_graph(lines_coverage([(100, 100, 190, 100 - dy), (100, 100, 190, 100 + dy)], 6), 0.005)
     assert len(g.chains) == 2 and sorted(g.fu_sizes) == [2]
+
+
+def test_a_hair_crossing_another_near_its_tip_is_not_a_unit_with_it():
+    g = metrics.build_hair_graph(lines_coverage([(10, 100, 190, 100), (100, 10, 100, 120)], 6), 0.005)
+    assert len(g.chains) == 2 and sorted(g.fu_sizes) == [1, 1]
 
 
 def test_separate_hairs_are_separate_units():
