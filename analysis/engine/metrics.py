@@ -421,14 +421,14 @@ def _bridge_shared_stretches(zone_branches, unpaired_at, contacts, alive, uf):
     benchmark's unclipped fields the graph read density 10-18% high, mostly from this). A branch
     left unpaired at each end of the shared one, both continuing it, is that second hair."""
     direction = {(it[0], z): it[1] for z, items in zone_branches.items() for it in items}
-    for s, zones in contacts.items():
-        if not alive[s] or len(zones) != 2:
+    for s, touched in contacts.items():
+        if not alive[s] or len(touched) != 2:  # a branch from one junction zone to another
             continue
-        ends = [_continuation(s, z, unpaired_at[z], direction) for z in zones]
+        ends = [_continuation(s, z, unpaired_at[z], direction) for z in touched]
         if None in ends or uf.find(ends[0]) == uf.find(ends[1]):
             continue
         uf.union(*ends)
-        for z, b in zip(zones, ends, strict=True):
+        for z, b in zip(touched, ends, strict=True):
             unpaired_at[z].remove(b)  # it passes through: not a hair leaving this junction
 
 
