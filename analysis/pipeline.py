@@ -166,6 +166,17 @@ class CachingSegmenter:
     def model_version(self):
         return self.inner.model_version
 
+    @property
+    def overview(self):
+        """The inner segmenter's overview network behind the same per-scope cache (a stored
+        coverage map of an overview photo came from that network: the model version names both)."""
+        inner = getattr(self.inner, "overview", None)
+        if inner is None:
+            return None
+        view = CachingSegmenter(inner)
+        view._local = self._local
+        return view
+
     @contextmanager
     def scope(self):
         self._local.entries = {}

@@ -19,7 +19,7 @@ from .pipeline import (
     decode_image,
     versions,
 )
-from .segmentation import Segmenter, load_segmenter
+from .segmentation import OVERVIEW_NAME, Segmenter, load_segmenter
 
 
 def _model_version() -> str:
@@ -30,7 +30,9 @@ def _model_version() -> str:
         meta = weights / name
         return json.loads(meta.read_text()).get("version", "unknown") if meta.exists() else missing
 
-    return versions(version("unet.json", "untrained"), version("counter.json", None))
+    segmenter = version("unet.json", "untrained")
+    overview = version(f"{OVERVIEW_NAME}.json", None)  # as Segmenter.model_version names the pair
+    return versions(segmenter + (f"+{overview}" if overview else ""), version("counter.json", None))
 
 
 MODEL_VERSION: str = _model_version()

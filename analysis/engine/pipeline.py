@@ -329,7 +329,7 @@ def analyze_batch(
     seg = segmenter or load_segmenter()
     bases = baseline_measures or [None] * len(images)
     preps = [prepare(img, v, m, b) for img, v, m, b in zip(images, views, mm_per_px, bases, strict=True)]
-    probs = seg.predict([p.seg_input for p in preps])
+    probs = segment(seg, [p.seg_input for p in preps], [p.view != "trichoscopy" for p in preps])
     counter = counting.load_counter(getattr(seg, "device", None))
     per_image_overhead = (time.perf_counter() - t0) / max(len(images), 1)
     version = model_version(seg)
@@ -347,6 +347,22 @@ def analyze_batch(
         )
         res.values["seconds"] = round(per_image_overhead + time.perf_counter() - t1, 3)
         out.append(res)
+    return out
+
+
+def segment(seg: Segmenter, images: list[np.ndarray], overview: list[bool]) -> list[np.ndarray]:
+    """Coverage maps: the images flagged `overview` (phone photos of the standard views) go
+    through the segmenter's overview network when one is shipped, the rest through the
+    segmenter itself; one predict() call per network."""
+    ov_net = getattr(seg, "overview", None)
+    if ov_net is None or not any(overview):
+        return seg.predict(images)
+    out: list = [None] * len(images)
+    for net, wanted in ((seg, False), (ov_net, True)):
+        idx = [i for i, flag in enumerate(overview) if flag == wanted]
+        if idx:
+            for i, prob in zip(idx, net.predict([images[i] for i in idx]), strict=True):
+                out[i] = prob
     return out
 
 

@@ -22,6 +22,10 @@ from torch import nn
 
 log = logging.getLogger(__name__)
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+# Phone photos of the standard views (0.1-0.3 mm/px, a hair a fraction of a pixel) get their own
+# network, trained to estimate how much of each pixel is hair rather than to outline shafts.
+OVERVIEW_NAME = "unet-overview"
+OVERVIEW_VERSION = "unet-b8-ov1"
 TILE = 1280  # a whole 1280 px overview in one pass: no seams, no overlap work
 OVERLAP = 32
 
@@ -162,11 +166,14 @@ def load_weights(directory: Path) -> tuple[UNet, SegConfig, dict]:
 class Segmenter:
     """Loaded network bound to a device; predict() is the only inference entry point."""
 
-    def __init__(self, model: UNet, cfg: SegConfig, device: str, meta: dict | None = None):
+    def __init__(
+        self, model: UNet, cfg: SegConfig, device: str, meta: dict | None = None, overview: Segmenter | None = None
+    ):
         self.cfg = cfg
         self.device = device
         self.meta = meta or {}
-        self.model_version = cfg.version
+        self.overview = overview  # the phone-photo network, when one is shipped beside this one
+        self.model_version = cfg.version + (f"+{overview.model_version}" if overview else "")
         self.model = model.to(device).eval()
         if device.startswith("cuda"):
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -277,8 +284,11 @@ def load_segmenter(device: str | None = None, weights_dir: Path | None = None) -
     with _CACHE_LOCK:
         if key not in _CACHE:
             model, cfg, meta = load_weights(directory)
-            _CACHE[key] = Segmenter(model, cfg, device, meta)
-            log.info("loaded segmenter %s on %s", cfg.version, device)
+            overview = None
+            if (directory / f"{OVERVIEW_NAME}.pt").exists():
+                overview = Segmenter(*load_network(directory, OVERVIEW_NAME, SegConfig, build_model)[:2], device)
+            _CACHE[key] = Segmenter(model, cfg, device, meta, overview)
+            log.info("loaded segmenter %s on %s", _CACHE[key].model_version, device)
         return _CACHE[key]
 
 

@@ -15,11 +15,24 @@ import torch
 from torch import nn
 
 from . import phantoms
-from .segmentation import WEIGHTS_DIR, SegConfig, build_model, load_weights, preprocess, save_weights
+from .segmentation import (
+    OVERVIEW_NAME,
+    OVERVIEW_VERSION,
+    WEIGHTS_DIR,
+    SegConfig,
+    build_model,
+    load_weights,
+    preprocess,
+    save_network,
+)
 
 log = logging.getLogger(__name__)
 TRAIN_SEED0 = 10_000_000
 CROP = 128
+OVERVIEW_SEED0 = 40_000_000  # the overview network's own phantoms (see train_overview)
+OVERVIEW_SIZE = (512, 384)
+OVERVIEW_CROP = 192  # more context than a trichoscopy crop: bare skin beside hair tells which is which
+OVERVIEW_BLOCK = 16  # px: the scale at which coverage must add up (scalp visibility is an area mean)
 
 
 def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,10 +56,25 @@ def _sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
     return p.image, p.coverage
 
 
-def build_pool(n: int, seed0: int = TRAIN_SEED0) -> tuple[np.ndarray, np.ndarray]:
+def _overview_sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """One phone-photo-scale training image (0.12-0.2 mm/px: a hair is a fraction of a pixel).
+    Light hair on darker skin is oversampled: there hair is the bright part of the texture, which
+    a network that learned "hair is dark" reads inverted."""
+    rng = np.random.default_rng(seed)
+    view = str(rng.choice(["crown", "part_line", "hairline", "temple_left", "temple_right"]))
+    kw = {}
+    if rng.random() < 0.3:
+        kw = {"skin": str(rng.choice(["tan", "brown", "very_dark"])), "hair": str(rng.choice(["blonde", "grey"]))}
+    p = phantoms.overview_phantom(
+        seed, view, size_px=OVERVIEW_SIZE, strength=float(rng.uniform(0.3, 1.2)), with_card=False, **kw
+    )
+    return p.image, p.coverage
+
+
+def build_pool(n: int, seed0: int = TRAIN_SEED0, sample=_sample) -> tuple[np.ndarray, np.ndarray]:
     xs, ys = [], []
     for i in range(n):
-        img, cov = _sample(seed0 + i)
+        img, cov = sample(seed0 + i)
         xs.append(preprocess(img))
         ys.append(cov[None])
         if (i + 1) % 50 == 0:
@@ -54,14 +82,14 @@ def build_pool(n: int, seed0: int = TRAIN_SEED0) -> tuple[np.ndarray, np.ndarray
     return np.stack(xs), np.stack(ys)
 
 
-def _batch(rng, xs, ys, bs):
+def _batch(rng, xs, ys, bs, crop=CROP):
     idx = rng.integers(0, len(xs), bs)
     h, w = xs.shape[2:]
-    bx = np.empty((bs, 3, CROP, CROP), np.float32)
-    by = np.empty((bs, 1, CROP, CROP), np.float32)
+    bx = np.empty((bs, 3, crop, crop), np.float32)
+    by = np.empty((bs, 1, crop, crop), np.float32)
     for k, i in enumerate(idx):
-        y0, x0 = rng.integers(0, h - CROP + 1), rng.integers(0, w - CROP + 1)
-        bx[k], by[k] = _augment(rng, xs[i, :, y0 : y0 + CROP, x0 : x0 + CROP], ys[i, :, y0 : y0 + CROP, x0 : x0 + CROP])
+        y0, x0 = rng.integers(0, h - crop + 1), rng.integers(0, w - crop + 1)
+        bx[k], by[k] = _augment(rng, xs[i, :, y0 : y0 + crop, x0 : x0 + crop], ys[i, :, y0 : y0 + crop, x0 : x0 + crop])
     return torch.from_numpy(bx), torch.from_numpy(by)
 
 
@@ -81,6 +109,16 @@ def loss_fn(logits, target):
     inter = (p * target).sum((1, 2, 3))
     dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + target.sum((1, 2, 3)) + 1)
     return bce + 0.5 * dice.mean()
+
+
+def overview_loss(logits, target):
+    """BCE on soft coverage + the squared error of coverage averaged over 16 px blocks. No Dice:
+    at phone-photo scale every pixel is a mixture, and Dice rewards pushing mixtures to 0 or 1,
+    which is what made scalp visibility track the truth with a slope of 0.25."""
+    bce = nn.functional.binary_cross_entropy_with_logits(logits, target)
+    p = torch.sigmoid(logits)
+    block = nn.functional.avg_pool2d(p, OVERVIEW_BLOCK) - nn.functional.avg_pool2d(target, OVERVIEW_BLOCK)
+    return bce + 30.0 * (block**2).mean()
 
 
 def fit(model, next_batch, loss_of, *, lr, min_lr, max_steps, max_minutes, t0, log_every) -> list[float]:
@@ -125,13 +163,17 @@ def train(
     cfg: SegConfig | None = None,
     init_from: Path | None = None,
     lr: float = 3e-3,
+    overview: bool = False,
 ) -> dict:
+    """Train the trichoscopy segmenter, or with `overview` the phone-photo network (saved as
+    `OVERVIEW_NAME`, its own phantoms, crops and loss; see overview_loss)."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    cfg = cfg or SegConfig(base=base)
+    cfg = cfg or (SegConfig(base=base, version=OVERVIEW_VERSION) if overview else SegConfig(base=base))
+    seed0, crop = (OVERVIEW_SEED0, OVERVIEW_CROP) if overview else (TRAIN_SEED0, CROP)
     t0 = time.time()
-    xs, ys = build_pool(n_images)
+    xs, ys = build_pool(n_images, seed0, _overview_sample if overview else _sample)
     log.info("pool ready in %.0f s", time.time() - t0)
     model = build_model(cfg).train()
     if init_from is not None:
@@ -140,10 +182,10 @@ def train(
         log.info("initialised from %s", init_from)
     losses = fit(
         model,
-        lambda: _batch(rng, xs, ys, batch_size),
-        loss_fn,
+        lambda: _batch(rng, xs, ys, batch_size, crop),
+        overview_loss if overview else loss_fn,
         lr=lr,
-        min_lr=5e-5,
+        min_lr=2e-5 if overview else 5e-5,
         max_steps=max_steps,
         max_minutes=max_minutes,
         t0=t0,
@@ -153,13 +195,13 @@ def train(
         "steps": len(losses),
         "final_loss": float(np.mean(losses[-50:])) if losses else None,
         "train_images": n_images,
-        "train_seed0": TRAIN_SEED0,
+        "train_seed0": seed0,
         "seed": seed,
         "minutes": round((time.time() - t0) / 60, 1),
         "init_from": None if init_from is None else Path(init_from).name,
         "lr": lr,
     }
-    save_weights(model, cfg, Path(out_dir), info)
+    save_network(model, cfg, Path(out_dir), OVERVIEW_NAME if overview else "unet", info)
     log.info("saved weights to %s: %s", out_dir, info)
     return info
 

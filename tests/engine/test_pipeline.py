@@ -57,6 +57,45 @@ def test_analyze_image_returns_exactly_the_contract_keys(tricho, segmenter):
     assert d["model_version"] == engine.MODEL_VERSION
 
 
+class _ConstantNet:
+    """A stand-in network that reads every pixel as hair coverage `value`."""
+
+    device = "cpu"
+
+    def __init__(self, value, version):
+        self.value, self.model_version, self.calls = value, version, []
+
+    def predict(self, images):
+        self.calls.append(len(images))
+        return [np.full(img.shape[:2], self.value, np.float32) for img in images]
+
+
+def test_phone_photos_go_through_the_overview_network_and_fields_through_the_segmenter(tricho):
+    from analysis.engine import phantoms
+
+    seg = _ConstantNet(0.0, "fields")
+    seg.overview = _ConstantNet(1.0, "photos")
+    crown = phantoms.overview_phantom(3, "crown", size_px=(400, 300)).image
+    field, photo, field2 = engine.analyze_batch(
+        [tricho.image, crown, tricho.image],
+        views=["trichoscopy", "crown", "trichoscopy"],
+        mm_per_px=[tricho.mm_per_px, None, tricho.mm_per_px],
+        segmenter=seg,
+    )
+    assert seg.calls == [2] and seg.overview.calls == [1], "one call per network"
+    assert field.values["scalp_visibility"] == field2.values["scalp_visibility"] == 1.0
+    assert photo.values["scalp_visibility"] == 0.0
+
+
+def test_the_shipped_overview_network_is_loaded_beside_the_segmenter(segmenter):
+    from analysis.engine import segmentation
+
+    assert segmenter.overview is not None and segmenter.overview.overview is None
+    assert segmenter.model_version == f"{segmenter.cfg.version}+{segmentation.OVERVIEW_VERSION}"
+    assert engine.MODEL_VERSION.startswith(segmenter.model_version + "+metrics-")
+    assert (segmentation.WEIGHTS_DIR / f"{segmentation.OVERVIEW_NAME}.pt").stat().st_size < 10e6
+
+
 def test_golden_output_on_a_fixed_phantom(tricho, segmenter):
     """Pins the whole pipeline: change it only with MODEL_VERSION (regenerate with GOLDEN_UPDATE=1)."""
     d = engine.analyze_image(

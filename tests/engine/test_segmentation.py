@@ -149,3 +149,31 @@ def test_reflect_padding_is_numpys_even_beyond_the_tile():
     padded = seg._pad_reflect(tile, 16, 7)
     assert np.array_equal(padded.numpy(), np.pad(tile.numpy(), ((0, 0), (0, 11), (0, 5)), mode="reflect"))
     assert seg._pad_reflect(tile, 5, 2) is tile
+
+
+def test_the_overview_loss_asks_for_coverage_that_adds_up_over_blocks():
+    """Two predictions with the same per-pixel BCE trade-off: one compressed towards 0.5 (what a
+    Dice term encourages at phone-photo scale), one matching the target's 16 px block means."""
+    target = torch.zeros(1, 1, 32, 32)
+    target[..., :16] = 0.8
+    calibrated = torch.logit(target.clamp(0.05, 0.95))
+    compressed = torch.logit(0.5 + 0.3 * (target - 0.5).clamp(-0.45, 0.45))
+    assert training.overview_loss(calibrated, target) < training.overview_loss(compressed, target)
+    block = torch.nn.functional.avg_pool2d(torch.sigmoid(compressed), training.OVERVIEW_BLOCK)
+    assert not torch.allclose(block, torch.nn.functional.avg_pool2d(target, training.OVERVIEW_BLOCK), atol=0.05)
+
+
+def test_an_overview_training_run_saves_its_own_network_beside_the_segmenter(tmp_path, monkeypatch):
+    monkeypatch.setattr(training, "OVERVIEW_CROP", 64)
+    monkeypatch.setattr(training, "OVERVIEW_SIZE", (96, 80))
+    cfg = seg.SegConfig(base=4, depth=2, version="tiny-test")
+    seg.save_weights(seg.build_model(cfg), cfg, tmp_path)
+    ov = seg.SegConfig(base=4, depth=2, version="tiny-overview")
+    info = training.train(
+        out_dir=tmp_path, n_images=2, max_steps=2, max_minutes=1, batch_size=2, cfg=ov, threads=1, overview=True
+    )
+    assert info["train_seed0"] == training.OVERVIEW_SEED0
+    loaded = seg.load_segmenter("cpu", tmp_path)
+    assert loaded.overview.cfg == ov and loaded.model_version == "tiny-test+tiny-overview"
+    img = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    assert not np.array_equal(loaded.predict([img])[0], loaded.overview.predict([img])[0])

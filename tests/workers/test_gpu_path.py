@@ -77,6 +77,20 @@ def test_a_comparison_reuses_the_follow_up_map_within_a_message():
     assert maps[1][0, 0] == 1.0
 
 
+def test_the_overview_network_answers_from_the_same_message_cache():
+    inner = FakeSegmenter(delay=0)
+    inner.overview = FakeSegmenter(delay=0)
+    cached = pipeline.CachingSegmenter(inner)
+    crown = np.full((8, 8, 3), 7, np.uint8)
+    stored = np.full((8, 8), 0.25, np.float32)
+    with cached.scope():
+        assert cached.remember(crown, stored)
+        got = cached.overview.predict([crown])[0]
+    assert np.array_equal(got, stored) and inner.overview.batches == [], "a stored overview map is reused"
+    assert cached.overview.predict([crown])[0][0, 0] == 7.0 and inner.overview.batches == [1]
+    assert pipeline.CachingSegmenter(FakeSegmenter()).overview is None
+
+
 def test_on_cuda_the_network_gets_large_tile_batches():
     class CudaLike(FakeSegmenter):
         device = "cuda"

@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--init", default=None, help="fine-tune from this weights folder")
         parser.add_argument("--lr", type=float, default=3e-3)
+        parser.add_argument(
+            "--overview", action="store_true", help="train the phone-photo (overview views) network instead"
+        )
 
     def handle(self, *args, **opts):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -34,5 +37,6 @@ class Command(BaseCommand):
             threads=opts["threads"],
             init_from=Path(opts["init"]) if opts["init"] else None,
             lr=opts["lr"],
+            overview=opts["overview"],
         )
         self.stdout.write(f"trained: {info}")
