@@ -52,6 +52,10 @@ class BatchingSegmenter:
         self._cv = threading.Condition()
         self._queue: list[_Request] = []
         self._leader = False
+        # Overview photos go through their own network (engine.pipeline.segment): it gets its own
+        # batching layer, or those photos would bypass the shared passes.
+        overview = getattr(inner, "overview", None)
+        self.overview = None if overview is None else BatchingSegmenter(overview, batch_size, max_wait_s)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)

@@ -45,6 +45,26 @@ def test_threads_share_forward_passes_and_each_gets_its_own_maps():
     assert len(fake.batches) < 6, f"calls were not batched: {fake.batches}"
 
 
+def test_the_overview_network_gets_its_own_shared_passes():
+    fake = FakeSegmenter()
+    fake.overview = FakeSegmenter()
+    shared = BatchingSegmenter(fake, batch_size=8, max_wait_s=0.05)
+    assert isinstance(shared.overview, BatchingSegmenter) and shared.overview.inner is fake.overview
+    start = threading.Barrier(4)
+
+    def work(i):
+        start.wait()
+        shared.overview.predict([np.full((4, 4, 3), i, np.uint8)])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert sum(fake.overview.batches) == 4 and len(fake.overview.batches) < 4 and fake.batches == []
+    assert BatchingSegmenter(FakeSegmenter()).overview is None
+
+
 def test_a_failed_forward_pass_reaches_every_waiting_thread():
     class Broken(FakeSegmenter):
         def predict(self, images, **kwargs):
