@@ -277,7 +277,8 @@ _CACHE_LOCK = threading.Lock()
 
 
 def load_segmenter(device: str | None = None, weights_dir: Path | None = None) -> Segmenter:
-    """The shipped network, loaded once per process and device."""
+    """The shipped segmenter, with the overview network as `.overview` when its weights are
+    there; loaded once per process and device."""
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     directory = Path(weights_dir) if weights_dir else WEIGHTS_DIR
     key = f"{device}:{directory}"
@@ -286,7 +287,8 @@ def load_segmenter(device: str | None = None, weights_dir: Path | None = None) -
             model, cfg, meta = load_weights(directory)
             overview = None
             if (directory / f"{OVERVIEW_NAME}.pt").exists():
-                overview = Segmenter(*load_network(directory, OVERVIEW_NAME, SegConfig, build_model)[:2], device)
+                ov_model, ov_cfg, ov_meta = load_network(directory, OVERVIEW_NAME, SegConfig, build_model)
+                overview = Segmenter(ov_model, ov_cfg, device, ov_meta)
             _CACHE[key] = Segmenter(model, cfg, device, meta, overview)
             log.info("loaded segmenter %s on %s", _CACHE[key].model_version, device)
         return _CACHE[key]
