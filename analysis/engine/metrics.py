@@ -521,7 +521,7 @@ def _openings(zone_branches, unpaired_at, free_ends, length, at_border, stem_px)
     (1-hair units read 46-70% too many on three benchmark seed sets, 5-23% with it)."""
     out = {}
     for z, items in zone_branches.items():
-        leaving = list(unpaired_at.get(z, []))
+        leaving = list(unpaired_at[z])  # every zone has an entry (build_hair_graph)
         if leaving:
             leaving += [
                 b for b, *_ in items if b not in leaving and b in free_ends and length[b] < stem_px and not at_border[b]
