@@ -22,7 +22,6 @@ log = logging.getLogger(__name__)
 BENCH_SEED0 = 0
 REPEAT_SEED0 = 20_000_000
 REPEAT_OVERVIEW_SEED0 = 21_000_000
-OVERVIEW_VIEWS = ("crown", "part_line", "hairline", "temple_left", "temple_right")
 PAIR_SIZE = (1024, 768)  # a dermoscope field at 6-10 um/px: about 50-150 hairs
 LIGHT_ON_LIGHT = ({"blonde", "grey"}, {"very_light", "light"})
 DARK_ON_DARK = ({"black", "brown"}, {"brown", "very_dark"})
@@ -257,7 +256,7 @@ def _on_exact_coverage(a, p) -> tuple[dict, metrics.HairGraph]:
 
 def overview_errors(n, seed0, seg):
     rows = []
-    views = [*OVERVIEW_VIEWS, "part_line"]  # the part width needs more than one photo in six
+    views = [*phantoms.OVERVIEW_VIEWS, "part_line"]  # the part width needs more than one photo in six
     for i in range(n):
         view = views[i % len(views)]
         p = phantoms.overview_phantom(seed0 + 1000 + i, view, with_card=True)
@@ -334,7 +333,7 @@ def overview_visibility_noise(n_pairs: int, seg) -> list[float]:
     scalp is the same, so the true change on the overlap is 0."""
     out = []
     for i in range(n_pairs):
-        view = OVERVIEW_VIEWS[i % len(OVERVIEW_VIEWS)]
+        view = phantoms.OVERVIEW_VIEWS[i % len(phantoms.OVERVIEW_VIEWS)]
         base = phantoms.overview_phantom(REPEAT_OVERVIEW_SEED0 + i, view, with_card=True)
         foll = phantoms.follow_up(base, REPEAT_OVERVIEW_SEED0 + i + 7)
         c = comparison.compare_images(base.image, foll.image, view=view, segmenter=seg)

@@ -40,6 +40,7 @@ RED_HAIR_COLOURS_RGB = {
     "auburn": (110, 45, 25),
 }
 NAMED_HAIR_COLOURS_RGB = {**HAIR_COLOURS_RGB, **RED_HAIR_COLOURS_RGB}  # every colour asked for by name
+OVERVIEW_VIEWS = ("crown", "part_line", "hairline", "temple_left", "temple_right")  # make_overview_scalp's views
 FU_SIZE_P = (0.40, 0.35, 0.18, 0.07)  # 1, 2, 3, 4 hairs per follicular unit
 
 

@@ -29,7 +29,7 @@ from .segmentation import (
 log = logging.getLogger(__name__)
 TRAIN_SEED0 = 10_000_000
 CROP = 128
-OVERVIEW_SEED0 = 40_000_000  # the overview network's own phantoms (see train_overview)
+OVERVIEW_SEED0 = 40_000_000  # the overview network's own phantoms (train(overview=True))
 OVERVIEW_SIZE = (512, 384)
 OVERVIEW_CROP = 192  # more context than a trichoscopy crop: bare skin beside hair tells which is which
 OVERVIEW_BLOCK = 16  # px: the scale at which coverage must add up (scalp visibility is an area mean)
@@ -61,7 +61,7 @@ def _overview_sample(seed: int) -> tuple[np.ndarray, np.ndarray]:
     Light hair on darker skin is oversampled: there hair is the bright part of the texture, which
     a network that learned "hair is dark" reads inverted."""
     rng = np.random.default_rng(seed)
-    view = str(rng.choice(["crown", "part_line", "hairline", "temple_left", "temple_right"]))
+    view = str(rng.choice(phantoms.OVERVIEW_VIEWS))
     kw = {}
     if rng.random() < 0.3:
         kw = {"skin": str(rng.choice(["tan", "brown", "very_dark"])), "hair": str(rng.choice(["blonde", "grey"]))}
