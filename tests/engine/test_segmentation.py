@@ -151,16 +151,16 @@ def test_reflect_padding_is_numpys_even_beyond_the_tile():
     assert seg._pad_reflect(tile, 5, 2) is tile
 
 
-def test_the_overview_loss_asks_for_coverage_that_adds_up_over_blocks():
-    """Two predictions with the same per-pixel BCE trade-off: one compressed towards 0.5 (what a
-    Dice term encourages at phone-photo scale), one matching the target's 16 px block means."""
-    target = torch.zeros(1, 1, 32, 32)
+def test_the_overview_loss_charges_block_coverage_beyond_bce_and_has_no_dice():
+    """An exact prediction costs its BCE and nothing more (a Dice term would add to it); one
+    off by 0.1 everywhere pays 30 x 0.1² on top of its BCE for block means that do not add up."""
+    target = torch.full((1, 1, 32, 32), 0.1)
     target[..., :16] = 0.8
-    calibrated = torch.logit(target.clamp(0.05, 0.95))
-    compressed = torch.logit(0.5 + 0.3 * (target - 0.5).clamp(-0.45, 0.45))
-    assert training.overview_loss(calibrated, target) < training.overview_loss(compressed, target)
-    block = torch.nn.functional.avg_pool2d(torch.sigmoid(compressed), training.OVERVIEW_BLOCK)
-    assert not torch.allclose(block, torch.nn.functional.avg_pool2d(target, training.OVERVIEW_BLOCK), atol=0.05)
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    exact = torch.logit(target)
+    assert torch.isclose(training.overview_loss(exact, target), bce(exact, target))
+    biased = torch.logit(target + 0.1)
+    assert torch.isclose(training.overview_loss(biased, target) - bce(biased, target), torch.tensor(0.3), rtol=1e-3)
 
 
 def test_an_overview_training_run_saves_its_own_network_beside_the_segmenter(tmp_path, monkeypatch):
