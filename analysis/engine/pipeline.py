@@ -236,9 +236,9 @@ def prepare(
     valid = scalp_pixels(work, s, view, cal, outside)
     measured = _clear_of_fill(valid)
     redness = {"hair_redness": quality.hair_redness(work, measured)} if view == "trichoscopy" else {}
-    red_hair = quality.red_hair(redness)  # then focus is measured in colour, the network sees grey
+    red_hair = quality.red_hair(redness)  # then the network sees the photo in grey
     scalp = None if outside is None else ~outside
-    measures = quality.measure(img, scalp, focus_in_colour=red_hair) | redness
+    measures = quality.measure(img, scalp) | redness
     qual = quality.assess_measures(measures, view, cal, baseline_measures)
     field_share = 1.0 if outside is None else 1.0 - float(outside.mean())
     if field_share < MIN_FIELD_SHARE:
