@@ -357,6 +357,7 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
         c = comparison.compare_images(
             base.image, foll.image, view="trichoscopy", mm_per_px=base.mm_per_px, segmenter=seg
         )
+        log.info("repeatability %d/%d comparable %s", i + 1, n_pairs, c.comparable)
         if not c.changes or not c.comparable:
             continue
         used += 1
