@@ -288,9 +288,14 @@ def pair(seed, change, aperture=0.0, hair=None):
     """A baseline field and its follow-up with a known fraction of hairs removed or added
     (both through a round lens when `aperture` > 0, both with `hair` of that colour when given;
     None draws the seed's own colour, as make_trichoscopy_scalp does)."""
-    mm = float(np.random.default_rng(seed).uniform(0.006, 0.01))
-    base = phantoms.trichoscopy_phantom(seed, size_px=PAIR_SIZE, mm_per_px=mm, aperture=aperture, hair=hair)
+    base = pair_baseline(seed, aperture, hair)
     return base, phantoms.follow_up(base, seed + 7, change_fraction=change)
+
+
+def pair_baseline(seed, aperture=0.0, hair=None):
+    """The baseline field of pair `seed`: PAIR_SIZE at a scale of 6-10 um/px drawn from the seed."""
+    mm = float(np.random.default_rng(seed).uniform(0.006, 0.01))
+    return phantoms.trichoscopy_phantom(seed, size_px=PAIR_SIZE, mm_per_px=mm, aperture=aperture, hair=hair)
 
 
 def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: None):

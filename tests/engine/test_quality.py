@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from analysis.engine import phantoms, quality
+from analysis.engine import benchmark, phantoms, quality
 from analysis.engine.calibration import Calibration
 
 GIVEN = Calibration(0.008, None, "given")
@@ -91,12 +91,6 @@ def test_the_trained_hair_colours_are_not_taken_for_red(seed):
     assert not (prep.seg_input[..., 0] == prep.seg_input[..., 2]).all()
 
 
-def _pair_field(seed, **kw):
-    """A benchmark follow-up pair's baseline field (1024x768 px at its own 6-10 um/px)."""
-    mm = float(np.random.default_rng(seed).uniform(0.006, 0.01))
-    return phantoms.trichoscopy_phantom(seed, size_px=(1024, 768), mm_per_px=mm, **kw)
-
-
 @pytest.mark.parametrize("seed,hair", [(5005, "red"), (5016, "red"), (5002, "auburn")])
 def test_red_hair_with_the_skins_lightness_is_not_called_blurred(seed, hair):
     """Red or auburn hair on brown skin has nearly the skin's luminance, so these sharp photos
@@ -104,7 +98,7 @@ def test_red_hair_with_the_skins_lightness_is_not_called_blurred(seed, hair):
     weak edges still read sharp. (Auburn seed 5002 was called blurred before metrics-12.)"""
     from analysis.engine.pipeline import prepare
 
-    p = _pair_field(seed, hair=hair)
+    p = benchmark.pair_baseline(seed, hair=hair)
     assert p.conditions.blur_sigma_px < 0.6
     prep = prepare(p.image, "trichoscopy", p.mm_per_px)
     assert quality.red_hair(prep.quality.measures)
@@ -115,7 +109,7 @@ def test_a_sharp_low_contrast_photo_with_bright_flakes_is_not_called_blurred():
     """Benchmark pair 58's baseline: brown hair on brown skin, blur 0.2 px, with white flakes.
     Read over the whole photo, the strongest gradients at 2 px were the flakes' edges and at
     0.7 px the hairs', and the photo read 1.33, below the blur limit."""
-    p = _pair_field(5058)
+    p = benchmark.pair_baseline(5058)
     assert p.conditions.blur_sigma_px < 0.3 and p.scalp.flakes
     grey = cv2.cvtColor(p.image, cv2.COLOR_BGR2GRAY)
     assert quality.sharpness(grey) > 1.8  # a sharp photo reads 2.0-2.3 (blur 0.7 px: about 1.85)
