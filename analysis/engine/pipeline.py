@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import cv2
 import numpy as np
@@ -393,6 +393,8 @@ def measure(
     vals["scalp_visibility"] = round(metrics.scalp_visibility(prob, p.valid), 4)
     graph = ends = None
     if p.view == "trichoscopy":
+        # Contrast needs the coverage map; the analysis carries it in its own copy of the quality report.
+        p = replace(p, quality=quality.with_hair_contrast(p.quality, quality.hair_contrast(p.work, prob, p.valid)))
         graph = metrics.build_hair_graph(prob, mm or 0.008, valid=p.valid)
         area_cm2 = measured_area_cm2(p.valid, mm)
         cal_um = metrics.calibers_um(prob, mm, p.valid, graph) if mm else None

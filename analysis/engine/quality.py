@@ -18,6 +18,11 @@ MIN_SHARPNESS = 1.40  # gradient ratio, see sharpness(); about 2 px of blur
 EDGE_SHARE = 0.01  # the strongest edges that focus is read on
 FOLLOWUP_LIMITS = {"exposure": 0.6, "tilt_deg": 10.0, "scale": 0.25, "sharpness": 0.7}
 MAX_HAIR_REDNESS = 1.48  # see hair_redness(); trained colours <= 1.41, red >= 1.56 (benchmark_accuracy --hair-colour)
+# hair_contrast() below this: two photos of the same scalp disagree far more (ENGINE.md step 7)
+LOW_HAIR_CONTRAST = 0.3
+HAIR_CORE_PROB = 0.9  # coverage of a shaft's core, not its blurred edge
+BARE_SKIN_PROB = 0.05
+MIN_CONTRAST_PX = 50  # fewer hair or skin pixels than this: no contrast to tell
 
 
 @dataclass
@@ -161,6 +166,51 @@ def red_hair(measures: dict) -> bool:
     return redness is not None and redness > MAX_HAIR_REDNESS
 
 
+def hair_contrast(image_bgr: np.ndarray, prob: np.ndarray, valid: np.ndarray | None = None) -> float | None:
+    """How far the hair's colour is from the scalp's: the distance between the median colours of
+    the hairs' cores and of bare skin, over the skin's brightness (so exposure cancels). It needs
+    the coverage map to tell the two apart. On phantoms brown hair on very dark skin reads about
+    0.15-0.19, blonde on very light 0.21-0.25, grey on medium 0.24-0.32, brown on tan 0.47,
+    black on light skin 0.86 and blonde on very dark skin 2.0-2.2. Medians over the whole field,
+    not local contrast: a dense field, whose local background is hair, is not low-contrast."""
+    core, skin = prob > HAIR_CORE_PROB, prob < BARE_SKIN_PROB
+    if valid is not None:
+        core, skin = core & valid, skin & valid
+    if core.sum() < MIN_CONTRAST_PX or skin.sum() < MIN_CONTRAST_PX:
+        return None
+    hair_colour, skin_colour = channel_medians(image_bgr, core), channel_medians(image_bgr, skin)
+    return round(float(np.linalg.norm(hair_colour - skin_colour) / (np.linalg.norm(skin_colour) + 10.0)), 4)
+
+
+def low_contrast(measures: dict) -> bool:
+    """Does hair stand out little from the scalp (see hair_contrast)? Measured after
+    segmentation, so only analysed photos carry it."""
+    contrast = measures.get("hair_contrast")
+    return contrast is not None and contrast < LOW_HAIR_CONTRAST
+
+
+def with_hair_contrast(rep: QualityReport, contrast: float | None) -> QualityReport:
+    """A copy of `rep` that knows the hair's contrast, with the low-contrast caveat when it is
+    low. A copy, so that measuring one prepared photo twice (another coverage map) notes it once."""
+    out = QualityReport(rep.ok, measures={**rep.measures, "hair_contrast": contrast})
+    for code, reason in zip(rep.codes, rep.reasons, strict=True):
+        if code != "low_contrast":
+            out.codes.append(code)
+            out.reasons.append(reason)
+    _note_low_contrast(out)
+    return out
+
+
+def _note_low_contrast(rep: QualityReport) -> None:
+    if low_contrast(rep.measures):
+        rep.note(
+            "low_contrast",
+            "Hair and scalp differ little in colour in this photo (for example brown hair on dark "
+            "skin, or blonde hair on light skin): its numbers are less certain, and a change "
+            "must be larger to be flagged.",
+        )
+
+
 def channel_medians(image_bgr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """np.median(image_bgr[mask], axis=0) for a uint8 image, from per-channel histograms (about
     3 ms for 1280x1024 instead of about 40)."""
@@ -219,6 +269,7 @@ def assess_measures(measures: dict, view: str, calibration: Calibration, baselin
             "The hair looks red or dyed, so it was measured from the photo in grey: its numbers "
             "are less accurate than for black, brown, blonde or grey hair.",
         )
+    _note_low_contrast(rep)
     if calibration.tilt_deg is not None and calibration.tilt_deg > MAX_TILT_DEG:
         rep.fail(
             "tilt",

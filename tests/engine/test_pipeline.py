@@ -250,3 +250,17 @@ def test_red_hair_is_measured_from_the_photo_in_grey(segmenter):
     assert dice(in_colour, p.coverage) < 0.5
     assert dice(a.prob, p.coverage) > 0.9
     assert a.values["density_per_cm2"] == pytest.approx(p.truth["density_per_cm2"], rel=0.15)
+
+
+def test_a_field_whose_hair_stands_out_little_is_measured_with_a_caveat(segmenter):
+    from analysis.engine import phantoms, quality
+
+    p = phantoms.trichoscopy_phantom(4, hair="brown", skin="very_dark")
+    a = engine.analyze_image(p.image, view="trichoscopy", mm_per_px=p.mm_per_px, segmenter=segmenter)
+    q = a.to_dict()["quality"]
+    assert q["ok"] and any("differ little in colour" in r for r in q["reasons"]), q
+    assert a.prepared.quality.measures["hair_contrast"] < quality.LOW_HAIR_CONTRAST
+    # Overview photos do not resolve hairs: their contrast is not measured.
+    crown = phantoms.overview_phantom(3, "crown", size_px=(960, 720), with_card=True)
+    o = engine.analyze_image(crown.image, view="crown", segmenter=segmenter)
+    assert "hair_contrast" not in o.prepared.quality.measures

@@ -123,3 +123,43 @@ def test_focus_passes_the_benchmarks_blur_and_stops_3px_despite_a_sharp_stamp(bl
     p = phantoms.trichoscopy_phantom(3, size_px=(640, 480), mm_per_px=0.008, conditions=cond)
     rep = quality.assess(p.image, "trichoscopy", GIVEN)
     assert ("focus" in rep.codes) == blurred, rep.measures["sharpness"]
+
+
+@pytest.mark.parametrize(
+    "hair,skin,low",
+    [
+        ("brown", "very_dark", True),
+        ("grey", "very_light", True),
+        ("blonde", "medium", True),
+        ("brown", "tan", False),
+        ("black", "light", False),
+        ("blonde", "very_dark", False),
+    ],
+)
+def test_hair_contrast_tells_hair_that_stands_out_little_from_its_scalp(hair, skin, low):
+    """Measured on the phantom's exact coverage: the colours decide, not the field's density or light."""
+    for seed in (0, 1):  # seed 1 is a dense field, half of it hair: no skin as the local background
+        p = phantoms.trichoscopy_phantom(seed, hair=hair, skin=skin)
+        contrast = quality.hair_contrast(p.image, p.coverage)
+        assert quality.low_contrast({"hair_contrast": contrast}) == low, (seed, contrast)
+
+
+def test_hair_contrast_needs_hair_and_skin_to_compare():
+    p = phantoms.trichoscopy_phantom(0)
+    assert quality.hair_contrast(p.image, np.zeros(p.coverage.shape, np.float32)) is None
+    assert quality.hair_contrast(p.image, np.ones(p.coverage.shape, np.float32)) is None
+    assert not quality.low_contrast({"hair_contrast": None}) and not quality.low_contrast({})
+
+
+def test_low_contrast_is_a_caveat_noted_once_however_often_it_is_measured(good):
+    rep = quality.QualityReport(True)
+    rep.note("red_hair", "The hair looks red.")
+    low = quality.with_hair_contrast(quality.with_hair_contrast(rep, 0.1), 0.12)
+    assert low.ok and low.codes == ["red_hair", "low_contrast"]
+    assert "change must be larger to be flagged" in low.reasons[1]
+    assert low.measures["hair_contrast"] == 0.12
+    assert quality.with_hair_contrast(low, 0.8).codes == ["red_hair"]
+    assert rep.codes == ["red_hair"]  # the report it was given is left as it was
+    # A follow-up checked again from its measures keeps the caveat.
+    again = quality.assess_measures({**quality.measure(good), "hair_contrast": 0.1}, "trichoscopy", GIVEN)
+    assert again.ok and again.codes == ["low_contrast"]
