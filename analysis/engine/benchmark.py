@@ -317,6 +317,7 @@ def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: No
                 "significant": bool(ch.get("significant")),
                 "comparable": c.comparable,
                 "reasons": c.reasons,
+                "low_contrast": comparison.pair_has_low_contrast(c.baseline, c.followup),
             }
         )
         log.info(
@@ -352,32 +353,36 @@ def overview_visibility_noise(n_pairs: int, seg) -> list[float]:
 def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int = 20) -> dict:
     """Re-image unchanged phantom scalps under new conditions: the spread of the measured
     change is the measurement noise that each reported change is judged against. Only pairs
-    the engine judges comparable count: the others are never flagged, whatever they measure."""
+    the engine judges comparable count: the others are never flagged, whatever they measure.
+    Caliber and visibility are measured apart for pairs with low hair contrast
+    (comparison.CONTRAST_CLASSED): such pairs disagree far more, and one noise for all would
+    blunt every other comparison."""
     torch.set_num_threads(threads)
     seg = load_segmenter()
-    vals = {k: [] for k in comparison.METRIC_KEYS}
-    used = 0
+    errors = {k: [] for k in comparison.METRIC_KEYS}  # (low contrast?, measured - true change) per pair
     for i in range(n_pairs):
         base, foll = pair(REPEAT_SEED0 + i, 0.0)
         c = comparison.compare_images(
             base.image, foll.image, view="trichoscopy", mm_per_px=base.mm_per_px, segmenter=seg
         )
-        log.info("repeatability %d/%d comparable %s", i + 1, n_pairs, c.comparable)
+        low = comparison.pair_has_low_contrast(c.baseline, c.followup)
+        log.info("repeatability %d/%d comparable %s low contrast %s", i + 1, n_pairs, c.comparable, low)
         if not c.changes or not c.comparable:
             continue
-        used += 1
         truth = 100 * phantoms.change_truth(base, foll)
-        for k in vals:
+        for k, errs in errors.items():
             pct = c.changes[k]["change_pct"]
             if pct is not None:
-                vals[k].append(pct - (truth if k in ("hair_count", "density_per_cm2") else 0.0))
-    sigma = {k: _rms(v) if v else comparison.FALLBACK_SIGMA_PCT[k] for k, v in vals.items()}
+                errs.append((low, pct - (truth if k in ("hair_count", "density_per_cm2") else 0.0)))
     ov_changes = overview_visibility_noise(n_overview, seg)
     ov_sigma = _rms(ov_changes) if ov_changes else None
+    classed = comparison.CONTRAST_CLASSED
     data = {
-        "sigma_pct": {k: round(s, 3) for k, s in sigma.items()},
+        "sigma_pct": {k: _class_rms(v, False if k in classed else None) for k, v in errors.items()},
         "pairs": n_pairs,
-        "comparable_pairs": used,
+        "comparable_pairs": len(errors["hair_count"]),
+        "low_contrast_sigma_pct": {k: _class_rms(errors[k], True) for k in classed},
+        "low_contrast_pairs": sum(low for low, _ in errors["hair_count"]),
         "overview_sigma_pct": {"scalp_visibility": round(ov_sigma, 3)} if ov_sigma else {},
         "overview_pairs": n_overview,
         "overview_comparable_pairs": len(ov_changes),
@@ -385,11 +390,22 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
         "model_version": seg.model_version,
         "measured": datetime.now(UTC).isoformat(timespec="seconds"),
         "method": "RMS of measured-minus-true change over the comparable ones of unchanged phantom pairs "
-        "re-imaged under new conditions; overview: scalp visibility of unchanged overview pairs, true change 0",
+        "re-imaged under new conditions; caliber and visibility apart for pairs with low hair contrast "
+        "(low_contrast_sigma_pct) and the others (sigma_pct); overview: scalp visibility of unchanged "
+        "overview pairs, true change 0",
     }
+    data["low_contrast_sigma_pct"] = {k: v for k, v in data["low_contrast_sigma_pct"].items() if v is not None}
+    data["sigma_pct"] = {k: comparison.FALLBACK_SIGMA_PCT[k] if v is None else v for k, v in data["sigma_pct"].items()}
     comparison.REPEATABILITY_FILE.write_text(json.dumps(data, indent=2))
     log.info("repeatability %s", data)
     return data
+
+
+def _class_rms(errors: list[tuple[bool, float]], low: bool | None) -> float | None:
+    """RMS of the errors of low-contrast pairs (True), of the others (False), or of all (None);
+    None when there are none."""
+    values = [e for is_low, e in errors if low is None or is_low == low]
+    return round(_rms(values), 3) if values else None
 
 
 def _rms(values) -> float:
@@ -425,6 +441,19 @@ def _detection(pairs) -> tuple[float, float]:
     sens = np.mean([p["significant"] and (p["measured_pct"] or 0) < 0 for p in loss]) if loss else float("nan")
     fa = np.mean([p["significant"] for p in same]) if same else float("nan")
     return float(sens), float(fa)
+
+
+def _low_contrast_rows(pairs) -> list[str]:
+    """Detection among the pairs judged against the noise of low-contrast pairs, apart."""
+    low = [p for p in pairs if p.get("low_contrast")]
+    if not low:
+        return []
+    sens, fa = _detection(low)
+    n_loss, n_same = (len(x) for x in _loss_and_unchanged(low))
+    return [
+        f"|   low-contrast pairs (their own noise): 5% loss detected / unchanged flagged | "
+        f"{sens:.2f} ({n_loss} pairs) / {fa:.2f} ({n_same} pairs) | (diagnostic) | - |"
+    ]
 
 
 def _tracking(pairs) -> str:
@@ -582,6 +611,7 @@ def report(
         f"| median stated uncertainty | {unc:.2f}% | - | - |",
         f"| 5%-loss pairs whose stated uncertainty covers the truth | {cover:.2f} | - | - |",
         f"| pairs judged not comparable | {np.mean([not p['comparable'] for p in pairs]):.2f} | - | - |",
+        *_low_contrast_rows(pairs),
     ]
     for how, variant in (("through a round lens", lens_pairs), ("with red or auburn hair", red_pairs)):
         if not variant:

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import heatmaps, metrics
 from .pipeline import DEFAULT_THRESHOLDS, ImageAnalysis, Thresholds, analyze_batch, measure, prepare
-from .quality import assess_measures, red_hair
+from .quality import assess_measures, low_contrast, red_hair
 from .registration import Registration, overlap_mask, register
 from .segmentation import Segmenter
 
@@ -43,6 +43,9 @@ BORDERLINE_PRESENCE = 0.75  # a hair this little covered by the other photo's is
 DOUBT_VARIANCE = 0.1  # hairs² per doubtful candidate, fitted on the repeatability pairs (see ENGINE.md)
 Z = 2.0  # flag change beyond about 95% of the measurement noise
 METRIC_KEYS = ("hair_count", "density_per_cm2", "mean_caliber_um", "scalp_visibility")
+# Judged against the noise of pairs of their own hair contrast. Counts are not: each pair's own
+# matching doubt (DOUBT_VARIANCE) already widens a low-contrast pair's count uncertainty.
+CONTRAST_CLASSED = ("mean_caliber_um", "scalp_visibility")
 
 
 @dataclass
@@ -79,13 +82,19 @@ class Comparison:
         return None if self.change_map_bgr is None else heatmaps.to_png(self.change_map_bgr)
 
 
-def repeatability(view: str = "trichoscopy") -> dict:
+def repeatability(view: str = "trichoscopy", low_contrast_pair: bool = False) -> dict:
     """Relative standard deviation (%) of each metric between two photos of an unchanged scalp.
     Overview views have their own visibility noise: a hair there is half a pixel wide, and
     light and colour move the coverage far more than on a dermoscope field (measured on
-    overview pairs, `overview_sigma_pct`; the trichoscopy value would flag noise as change)."""
+    overview pairs, `overview_sigma_pct`; the trichoscopy value would flag noise as change).
+    Trichoscopy pairs in which either photo's hair has low contrast (quality.low_contrast) have
+    their own, larger caliber and visibility noise (`low_contrast_sigma_pct`); the others are
+    judged without it."""
     data = json.loads(REPEATABILITY_FILE.read_text()) if REPEATABILITY_FILE.exists() else {}
-    sigma = {k: float(data.get("sigma_pct", {}).get(k, FALLBACK_SIGMA_PCT[k])) for k in METRIC_KEYS}
+    measured = data.get("sigma_pct", {})
+    if low_contrast_pair and view == "trichoscopy":
+        measured = {**measured, **data.get("low_contrast_sigma_pct", {})}
+    sigma = {k: float(measured.get(k, FALLBACK_SIGMA_PCT[k])) for k in METRIC_KEYS}
     if view != "trichoscopy":
         sigma["scalp_visibility"] = float(
             data.get("overview_sigma_pct", {}).get("scalp_visibility", FALLBACK_OVERVIEW_VISIBILITY_PCT)
@@ -174,7 +183,7 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
         comparable = False
         reasons.append(f"not comparable: the photos overlap by only {frac * 100:.0f}%: photograph the same marked area")
     fprob = cv2.warpPerspective(foll.prob, reg.homography, (bw.shape[1], bw.shape[0]), flags=cv2.INTER_LINEAR)
-    sigma = repeatability(view)
+    sigma = repeatability(view, low_contrast_pair=pair_has_low_contrast(base, foll))
     if view == "trichoscopy":
         changes, lost, gained = _hair_changes(base, foll, reg.homography, overlap, fprob, sigma)
     else:
@@ -194,6 +203,12 @@ def compare_analyses(base: ImageAnalysis, foll: ImageAnalysis) -> Comparison:
             tiles,
         )
     return Comparison(comparable, reasons, frac, changes, cmap, reg, base, foll)
+
+
+def pair_has_low_contrast(base: ImageAnalysis, foll: ImageAnalysis) -> bool:
+    """Either photo's hair stands out little from its scalp: the pair is judged against the
+    noise of such pairs."""
+    return low_contrast(base.prepared.quality.measures) or low_contrast(foll.prepared.quality.measures)
 
 
 def _register(base: ImageAnalysis, foll: ImageAnalysis, view: str) -> Registration:

@@ -75,6 +75,13 @@ def test_report_marks_missed_targets_honestly():
     # The loss pairs' own error is reported apart from the unchanged pairs' (mostly exactly 0).
     assert "|   matched-pair change, 5%-loss pairs only | 0.5 pp | 0.5 pp | (none) | - |" in text
     assert "| 5%-loss pairs whose stated uncertainty covers the truth | 1.00 | - | - |" in text
+    assert "low-contrast pairs" not in text  # none of them was
+    pairs[1]["low_contrast"] = True
+    text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs, red_pairs)
+    assert (
+        "|   low-contrast pairs (their own noise): 5% loss detected / unchanged flagged | "
+        "nan (0 pairs) / 0.00 (1 pairs) | (diagnostic) | - |"
+    ) in text
 
 
 def test_graph_topology_finds_missed_and_split_hairs():
@@ -129,3 +136,11 @@ def test_tracking_tells_a_measurement_that_ignores_the_truth_from_one_that_follo
     slope, corr = (float(x.split()[-1]) for x in flat.split(", "))
     assert abs(slope) < 0.1 and abs(corr) < 0.3
     assert benchmark._tracking([(0.5, 0.4), (0.5, 0.6), (0.5, 0.5)]) == "no spread to compare"
+
+
+def test_noise_is_taken_over_the_pairs_of_one_contrast_or_all():
+    errors = [(False, 1.0), (False, -1.0), (True, 6.0), (True, -8.0)]
+    assert benchmark._class_rms(errors, False) == 1.0
+    assert benchmark._class_rms(errors, True) == round(np.sqrt(50), 3)
+    assert benchmark._class_rms(errors, None) == round(np.sqrt(102 / 4), 3)
+    assert benchmark._class_rms([(False, 1.0)], True) is None

@@ -72,6 +72,44 @@ def test_overview_visibility_change_is_judged_against_overview_noise(tmp_path, m
     assert comparison.repeatability("part_line")["scalp_visibility"] == comparison.FALLBACK_OVERVIEW_VISIBILITY_PCT
 
 
+def test_low_contrast_pairs_have_their_own_noise(tmp_path, monkeypatch):
+    import json
+
+    from analysis.engine import comparison
+
+    f = tmp_path / "repeatability.json"
+    noise = {"sigma_pct": {"hair_count": 0.7, "scalp_visibility": 1.2}, "overview_sigma_pct": {"scalp_visibility": 6.5}}
+    f.write_text(json.dumps(noise))
+    monkeypatch.setattr(comparison, "REPEATABILITY_FILE", f)
+    # Measured before pairs were told apart by contrast: every pair gets the one noise.
+    assert comparison.repeatability("trichoscopy", low_contrast_pair=True)["scalp_visibility"] == 1.2
+    f.write_text(json.dumps({**noise, "low_contrast_sigma_pct": {"scalp_visibility": 7.7}}))
+    low = comparison.repeatability("trichoscopy", low_contrast_pair=True)
+    assert low["scalp_visibility"] == 7.7 and low["hair_count"] == 0.7  # counts: one noise
+    assert comparison.repeatability("trichoscopy")["scalp_visibility"] == 1.2
+    assert comparison.repeatability("crown", low_contrast_pair=True)["scalp_visibility"] == 6.5  # overview: its own
+
+
+@pytest.mark.parametrize("hair,skin,low", [("brown", "very_dark", True), ("black", "light", False)])
+def test_a_pair_is_judged_against_the_noise_of_pairs_of_its_contrast(hair, skin, low, tmp_path, monkeypatch, segmenter):
+    import json
+
+    from analysis.engine import comparison
+
+    f = tmp_path / "repeatability.json"
+    noise = {"sigma_pct": {"scalp_visibility": 1.2}, "low_contrast_sigma_pct": {"scalp_visibility": 7.7}}
+    f.write_text(json.dumps(noise))
+    monkeypatch.setattr(comparison, "REPEATABILITY_FILE", f)
+    base = phantoms.trichoscopy_phantom(5, size_px=(480, 360), mm_per_px=0.008, hair=hair, skin=skin)
+    c = engine.compare_images(
+        base.image, phantoms.follow_up(base, 3).image, view="trichoscopy", mm_per_px=0.008, segmenter=segmenter
+    )
+    assert c.comparable and comparison.pair_has_low_contrast(c.baseline, c.followup) == low
+    assert any("differ little in colour" in r for r in c.reasons) == low
+    sigma = noise["low_contrast_sigma_pct" if low else "sigma_pct"]["scalp_visibility"]
+    assert c.changes["scalp_visibility"]["uncertainty_pct"] == round(comparison.Z * sigma, 2)
+
+
 def test_the_homography_maps_follow_up_pixels_onto_the_baseline_photo_as_stored():
     import cv2
 
