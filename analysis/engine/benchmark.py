@@ -315,6 +315,11 @@ def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: No
                 "measured_pct": ch.get("change_pct"),
                 "uncertainty_pct": ch.get("uncertainty_pct"),
                 "significant": bool(ch.get("significant")),
+                # Caliber and visibility changes flagged: on unchanged pairs, their false alarms.
+                "other_flagged": {
+                    k: bool(((c.changes or {}).get(k) or {}).get("significant"))
+                    for k in ("mean_caliber_um", "scalp_visibility")
+                },
                 "comparable": c.comparable,
                 "reasons": c.reasons,
                 "low_contrast": comparison.pair_has_low_contrast(c.baseline, c.followup),
@@ -441,6 +446,19 @@ def _detection(pairs) -> tuple[float, float]:
     sens = np.mean([p["significant"] and (p["measured_pct"] or 0) < 0 for p in loss]) if loss else float("nan")
     fa = np.mean([p["significant"] for p in same]) if same else float("nan")
     return float(sens), float(fa)
+
+
+def _other_false_alarm_rows(pairs) -> list[str]:
+    """Unchanged pairs whose caliber or visibility change was flagged: those have no planted
+    change (5% fewer hairs barely move them either), so only their false alarms are measured."""
+    same = [p for p in _loss_and_unchanged(pairs)[1] if "other_flagged" in p]
+    if not same:
+        return []
+    rate = {k: np.mean([p["other_flagged"][k] for p in same]) for k in ("mean_caliber_um", "scalp_visibility")}
+    return [
+        f"| unchanged flagged as a caliber / visibility change | {rate['mean_caliber_um']:.2f} / "
+        f"{rate['scalp_visibility']:.2f} ({len(same)} pairs) | (none) | - |"
+    ]
 
 
 def _low_contrast_rows(pairs) -> list[str]:
@@ -611,6 +629,7 @@ def report(
         f"| median stated uncertainty | {unc:.2f}% | - | - |",
         f"| 5%-loss pairs whose stated uncertainty covers the truth | {cover:.2f} | - | - |",
         f"| pairs judged not comparable | {np.mean([not p['comparable'] for p in pairs]):.2f} | - | - |",
+        *_other_false_alarm_rows(pairs),
         *_low_contrast_rows(pairs),
     ]
     for how, variant in (("through a round lens", lens_pairs), ("with red or auburn hair", red_pairs)):

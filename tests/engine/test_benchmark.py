@@ -76,12 +76,15 @@ def test_report_marks_missed_targets_honestly():
     assert "|   matched-pair change, 5%-loss pairs only | 0.5 pp | 0.5 pp | (none) | - |" in text
     assert "| 5%-loss pairs whose stated uncertainty covers the truth | 1.00 | - | - |" in text
     assert "low-contrast pairs" not in text  # none of them was
+    assert "caliber / visibility change" not in text  # measured before they were recorded
+    pairs[1]["other_flagged"] = {"mean_caliber_um": False, "scalp_visibility": True}
     pairs[1]["low_contrast"] = True
     text = benchmark.report(tri, dices, ov, pairs, 2.0, 3, 0, "test", 10.0, lens, shine, red, lens_pairs, red_pairs)
     assert (
         "|   low-contrast pairs (their own noise): 5% loss detected / unchanged flagged | "
         "nan (0 pairs) / 0.00 (1 pairs) | (diagnostic) | - |"
     ) in text
+    assert "| unchanged flagged as a caliber / visibility change | 0.00 / 1.00 (1 pairs) | (none) | - |" in text
 
 
 def test_graph_topology_finds_missed_and_split_hairs():
