@@ -106,10 +106,16 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     top = cv2.max(cv2.max(b8, g8), r8)  # = img.max(axis=2), about 20x faster
     b, g, r = (img[..., i].astype(np.int16) for i in range(3))
     k = max(3, int(round(w / 400)) | 1)  # text strokes scale with the frame, hair with the optics
-    tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, np.ones((k, k), np.uint8))
+    kernel = np.ones((k, k), np.uint8)
+    tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, kernel)
     neutral = (np.abs(b - g) < 40) & (np.abs(g - r) < 40)
     yellow = (r > 170) & (g > 170) & (b < 120)
-    strokes = ((top > 215) & (tophat > 40) & (neutral | yellow)).astype(np.uint8)
+    strokes = (top > 215) & (tophat > 40) & (neutral | yellow)
+    # Yellow text on light, brightly lit skin is no brighter than the skin's red channel, and
+    # JPEG's coarse colour leaves its blue well above zero: it stands out only in yellowness.
+    yellowness = cv2.subtract(cv2.min(g8, r8), b8)
+    strokes |= (cv2.morphologyEx(yellowness, cv2.MORPH_TOPHAT, kernel) > 40) & (r > 170) & (g > 150)
+    strokes = strokes.astype(np.uint8)
     out = np.zeros((h, w), bool)
     bh, bw = max(8, int(h * 0.12)), max(8, int(w * 0.45))
     for ys in (slice(0, bh), slice(h - bh, h)):

@@ -264,3 +264,17 @@ def test_a_field_whose_hair_stands_out_little_is_measured_with_a_caveat(segmente
     crown = phantoms.overview_phantom(3, "crown", size_px=(960, 720), with_card=True)
     o = engine.analyze_image(crown.image, view="crown", segmenter=segmenter)
     assert "hair_contrast" not in o.prepared.quality.measures
+
+
+def test_yellow_text_on_light_brightly_lit_skin_is_found():
+    """Repeatability pair 84's follow-up: a yellow date stamp on tan skin shot 13% bright. Its
+    red channel is no brighter than the skin's, so it was read as hair, and the pair measured
+    10% more hairs with nothing changed."""
+    from analysis.engine import benchmark
+    from analysis.engine.pipeline import device_overlay_mask
+
+    _, follow_up = benchmark.pair(benchmark.REPEAT_SEED0 + 84, 0.0)
+    text = device_overlay_mask(follow_up.image)
+    h, w = text.shape
+    assert text.sum() > 2000  # before: nothing found
+    assert not text[h // 8 :].any() and not text[:, w // 2 :].any()  # the top-left corner only
