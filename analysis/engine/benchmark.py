@@ -24,6 +24,7 @@ REPEAT_SEED0 = 20_000_000
 REPEAT_OVERVIEW_SEED0 = 21_000_000
 PAIR_SIZE = (1024, 768)  # a dermoscope field at 6-10 um/px: about 50-150 hairs
 LIGHT_ON_LIGHT = ({"blonde", "grey"}, {"very_light", "light"})
+OTHER_CHANGES = ("mean_caliber_um", "scalp_visibility")  # changes besides the count; only their false alarms are scored
 DARK_ON_DARK = ({"black", "brown"}, {"brown", "very_dark"})
 
 
@@ -316,10 +317,7 @@ def change_errors(n_pairs, seed0, seg, aperture=lambda i: 0.0, hair=lambda i: No
                 "uncertainty_pct": ch.get("uncertainty_pct"),
                 "significant": bool(ch.get("significant")),
                 # Caliber and visibility changes flagged: on unchanged pairs, their false alarms.
-                "other_flagged": {
-                    k: bool(((c.changes or {}).get(k) or {}).get("significant"))
-                    for k in ("mean_caliber_um", "scalp_visibility")
-                },
+                "other_flagged": {k: bool(((c.changes or {}).get(k) or {}).get("significant")) for k in OTHER_CHANGES},
                 "comparable": c.comparable,
                 "reasons": c.reasons,
                 "low_contrast": comparison.pair_has_low_contrast(c.baseline, c.followup),
@@ -382,11 +380,14 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
     ov_changes = overview_visibility_noise(n_overview, seg)
     ov_sigma = _rms(ov_changes) if ov_changes else None
     classed = comparison.CONTRAST_CLASSED
+    sigma = {k: _class_rms(v, False if k in classed else None) for k, v in errors.items()}
+    low_sigma = {k: _class_rms(errors[k], True) for k in classed}
     data = {
-        "sigma_pct": {k: _class_rms(v, False if k in classed else None) for k, v in errors.items()},
+        # An RMS of 0 (every pair exact) is a measurement; only a class without pairs falls back.
+        "sigma_pct": {k: comparison.FALLBACK_SIGMA_PCT[k] if v is None else v for k, v in sigma.items()},
         "pairs": n_pairs,
         "comparable_pairs": len(errors["hair_count"]),
-        "low_contrast_sigma_pct": {k: _class_rms(errors[k], True) for k in classed},
+        "low_contrast_sigma_pct": {k: v for k, v in low_sigma.items() if v is not None},
         "low_contrast_pairs": sum(low for low, _ in errors["hair_count"]),
         "overview_sigma_pct": {"scalp_visibility": round(ov_sigma, 3)} if ov_sigma else {},
         "overview_pairs": n_overview,
@@ -399,8 +400,6 @@ def measure_repeatability(n_pairs: int = 40, threads: int = 2, n_overview: int =
         "(low_contrast_sigma_pct) and the others (sigma_pct); overview: scalp visibility of unchanged "
         "overview pairs, true change 0",
     }
-    data["low_contrast_sigma_pct"] = {k: v for k, v in data["low_contrast_sigma_pct"].items() if v is not None}
-    data["sigma_pct"] = {k: comparison.FALLBACK_SIGMA_PCT[k] if v is None else v for k, v in data["sigma_pct"].items()}
     comparison.REPEATABILITY_FILE.write_text(json.dumps(data, indent=2))
     log.info("repeatability %s", data)
     return data
@@ -454,7 +453,7 @@ def _other_false_alarm_rows(pairs) -> list[str]:
     same = [p for p in _loss_and_unchanged(pairs)[1] if "other_flagged" in p]
     if not same:
         return []
-    rate = {k: np.mean([p["other_flagged"][k] for p in same]) for k in ("mean_caliber_um", "scalp_visibility")}
+    rate = {k: np.mean([p["other_flagged"][k] for p in same]) for k in OTHER_CHANGES}
     return [
         f"| unchanged flagged as a caliber / visibility change | {rate['mean_caliber_um']:.2f} / "
         f"{rate['scalp_visibility']:.2f} ({len(same)} pairs) | (none) | - |"
