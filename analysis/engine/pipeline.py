@@ -96,6 +96,11 @@ def check_image(img: np.ndarray) -> None:
         raise BadImage("The image is blank (a single colour).")
 
 
+TEXT_MIN_CHARS = 4  # a date or a magnification has more characters than this
+FAINT_TEXT_TOPHAT = 25  # white text on light skin: its darkest channel stands out this much
+FAINT_TEXT_LEVEL = 170  # ... and is at least this bright (the skin's blue is lower)
+
+
 def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     """Burned-in text (date, magnification) in a corner band: strokes thinner than hair, much
     brighter than their surroundings, near-white or saturated yellow, several characters in a
@@ -113,20 +118,56 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     strokes = (top > 215) & (tophat > 40) & (neutral | yellow)
     # Yellow text on light, brightly lit skin is no brighter than the skin's red channel, and
     # JPEG's coarse colour leaves its blue well above zero: it stands out only in yellowness.
+    # JPEG keeps colour at half resolution, smearing a 1 px stroke's yellow over 2-3 px, so
+    # its top-hat is twice as wide as the brightness one.
     yellowness = cv2.subtract(cv2.min(g8, r8), b8)
-    strokes |= (cv2.morphologyEx(yellowness, cv2.MORPH_TOPHAT, kernel) > 40) & (r > 170) & (g > 150)
+    colour_kernel = np.ones((2 * k - 1, 2 * k - 1), np.uint8)
+    strokes |= (cv2.morphologyEx(yellowness, cv2.MORPH_TOPHAT, colour_kernel) > 40) & (r > 170) & (g > 150)
     strokes = strokes.astype(np.uint8)
+    # White text on light skin is barely brighter than the skin in red, but much brighter in
+    # the darkest channel (skin's blue). Flakes and hair highlights stand out there too, so
+    # these faint strokes count only where they line up as characters (_text_line).
+    darkest = cv2.min(cv2.min(b8, g8), r8)
+    faint = (cv2.morphologyEx(darkest, cv2.MORPH_TOPHAT, kernel) > FAINT_TEXT_TOPHAT) & (darkest > FAINT_TEXT_LEVEL)
+    faint = faint.astype(np.uint8)
     out = np.zeros((h, w), bool)
     bh, bw = max(8, int(h * 0.12)), max(8, int(w * 0.45))
     for ys in (slice(0, bh), slice(h - bh, h)):
         for xs in (slice(0, bw), slice(w - bw, w)):
             box = strokes[ys, xs]
-            if box.sum() < 20 or cv2.connectedComponents(box, connectivity=8)[0] - 1 < 4:
+            found = box.sum() >= 20 and cv2.connectedComponents(box, connectivity=8)[0] - 1 >= TEXT_MIN_CHARS
+            line = _text_line(faint[ys, xs] | box)
+            if line is not None:
+                box, found = box | line, True
+            if not found:
                 continue
             # Group the characters into one text box, with margin for the network's context.
             blob = cv2.dilate(box, np.ones((k * 3, k * 8), np.uint8))
             out[ys, xs] |= cv2.dilate(blob, np.ones((k * 4, k * 4), np.uint8)) > 0
     return out
+
+
+def _text_line(strokes: np.ndarray) -> np.ndarray | None:
+    """The stroke groups (uint8 0/1) that form a line of text, or None: at least
+    TEXT_MIN_CHARS of one height (within -50/+60% of the typical one, the upper quartile, as
+    a hyphen or a broken stroke is lower), centred on one line, each within 2.5 heights of the
+    next. Flakes, hair highlights and noise are scattered, not set in a row."""
+    n, labels, stats, centres = cv2.connectedComponentsWithStats(strokes, connectivity=8)
+    ids = np.arange(1, n)[stats[1:, cv2.CC_STAT_AREA] >= 8]
+    if len(ids) < TEXT_MIN_CHARS:
+        return None
+    heights = stats[:, cv2.CC_STAT_HEIGHT]
+    typical = np.percentile(heights[ids], 75)
+    ids = ids[(heights[ids] > 0.5 * typical) & (heights[ids] < 1.6 * typical)]
+    if typical < 3 or len(ids) < TEXT_MIN_CHARS:
+        return None
+    ids = ids[np.abs(centres[ids, 1] - np.median(centres[ids, 1])) < 0.4 * typical]
+    ids = ids[np.argsort(centres[ids, 0])]
+    # The longest run of characters each close to the next.
+    breaks = np.nonzero(np.diff(centres[ids, 0]) >= 2.5 * typical)[0] + 1
+    runs = np.split(ids, breaks)
+    line = max(runs, key=len)
+    return np.isin(labels, line).astype(np.uint8) if len(line) >= TEXT_MIN_CHARS else None
 
 
 SURROUND_MAX = 40  # brightest channel a camera records outside a dermoscope's lens (black, noise, JPEG)

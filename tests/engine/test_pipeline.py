@@ -278,3 +278,30 @@ def test_yellow_text_on_light_brightly_lit_skin_is_found():
     h, w = text.shape
     assert text.sum() > 2000  # before: nothing found
     assert not text[h // 8 :].any() and not text[:, w // 2 :].any()  # the top-left corner only
+
+
+def test_faint_text_on_light_skin_is_found_where_its_strokes_line_up():
+    """White text on light skin is barely brighter than the skin in red, but far brighter in
+    the skin's darkest channel; it counts as text only where its strokes form a line of
+    characters (baseline photo of repeatability pair 9: the stamp was not found before). A
+    yellow stamp whose colour JPEG smeared over 2-3 px (benchmark field 5) is found too."""
+    from analysis.engine import benchmark
+    from analysis.engine.pipeline import _text_line, device_overlay_mask
+
+    white = device_overlay_mask(benchmark.pair_baseline(benchmark.REPEAT_SEED0 + 9).image)
+    h, w = white.shape
+    assert white[12:26, 9:148].mean() > 0.9  # the stamp's box (before: nothing found)
+    assert not white[h // 8 :].any() and not white[:, w // 2 :].any()
+    yellow = device_overlay_mask(benchmark._field(5, 5).image)
+    h, w = yellow.shape
+    assert yellow.sum() > 1500 and not yellow[h // 8 :].any() and not yellow[:, : w // 2].any()
+
+    # Scattered specks of one size are not a line of text; the same specks in a row are.
+    scattered = np.zeros((60, 200), np.uint8)
+    for x, y in ((10, 5), (60, 40), (110, 12), (160, 45), (30, 30)):
+        scattered[y : y + 9, x : x + 4] = 1
+    assert _text_line(scattered) is None
+    row = np.zeros((60, 200), np.uint8)
+    for x in (10, 20, 30, 40, 50):
+        row[20:29, x : x + 4] = 1
+    assert _text_line(row).sum() == 5 * 36
