@@ -58,8 +58,11 @@ def test_weights_round_trip_after_a_short_training_run(tmp_path, monkeypatch):
         ),
     )
     cfg = seg.SegConfig(base=4, depth=2, version="tiny-test")
-    training.train(out_dir=tmp_path, n_images=2, max_steps=2, max_minutes=1, batch_size=2, cfg=cfg, threads=1)
-    model, cfg2, _ = seg.load_weights(tmp_path)
+    training.train(
+        out_dir=tmp_path, n_images=2, max_steps=2, max_minutes=1, batch_size=2, cfg=cfg, threads=1, centre_lines=True
+    )
+    model, cfg2, meta = seg.load_weights(tmp_path)
+    assert meta["loss"] == "bce+dice+centre-line recall"
     assert cfg2 == cfg
     s = seg.Segmenter(model, cfg2, "cpu")
     img = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
@@ -177,3 +180,23 @@ def test_an_overview_training_run_saves_its_own_network_beside_the_segmenter(tmp
     assert loaded.overview.cfg == ov and loaded.model_version == "tiny-test+tiny-overview"
     img = np.random.default_rng(1).integers(0, 255, (64, 64, 3), dtype=np.uint8)
     assert not np.array_equal(loaded.predict([img])[0], loaded.overview.predict([img])[0])
+
+
+def test_the_segmenter_loss_charges_a_missed_thin_hair_by_its_length_not_its_area():
+    """A 9 px hair found and a 1 px hair beside it missed: by area the thin hair is a tenth of
+    the hair, by centre line (a 3 px tube inside the thick hair, 1 px inside the thin one) a
+    quarter, and the centre-line term charges that quarter. Finding both leaves it near 0."""
+    cov = np.zeros((64, 64), np.float32)
+    cov[10:19] = 1  # a terminal hair 9 px wide
+    cov[40] = 1  # a vellus hair 1 px wide
+    lines = training.centre_line_target(cov)
+    assert lines[13:16, 10:-10].all() and lines[40, 10:-10].all()
+    assert not lines[39].any() and not lines[41].any()  # no wider than the vellus hair itself
+    with_lines = torch.from_numpy(np.stack([cov, lines]))[None]
+    coverage_only = with_lines[:, :1]
+    thick_only = torch.where(torch.from_numpy(cov[None, None]) > 0, 10.0, -10.0)
+    thick_only[..., 40, :] = -10.0
+    missed = training.loss_fn(thick_only, with_lines) - training.loss_fn(thick_only, coverage_only)
+    assert 0.2 < missed.item() / training.CENTRE_LINE_WEIGHT < 0.3
+    both = torch.where(torch.from_numpy(cov[None, None]) > 0, 10.0, -10.0)
+    assert (training.loss_fn(both, with_lines) - training.loss_fn(both, coverage_only)).item() < 0.05

@@ -24,6 +24,11 @@ class Command(BaseCommand):
         parser.add_argument(
             "--overview", action="store_true", help="train the phone-photo (overview views) network instead"
         )
+        parser.add_argument(
+            "--centre-lines",
+            action="store_true",
+            help="also charge the share of hair centre-line length missed (skeleton recall; experimental)",
+        )
 
     def handle(self, *args, **opts):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -38,5 +43,6 @@ class Command(BaseCommand):
             init_from=Path(opts["init"]) if opts["init"] else None,
             lr=opts["lr"],
             overview=opts["overview"],
+            centre_lines=opts["centre_lines"],
         )
         self.stdout.write(f"trained: {info}")
