@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "13"  # bump whenever a metric or comparison algorithm changes
+METRICS_VERSION = "14"  # bump whenever a metric or comparison algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 STEM_MM = 0.3  # a unit's hairs overlap near their opening for up to about this length
