@@ -109,12 +109,11 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     h, w = img.shape[:2]
     b8, g8, r8 = cv2.split(img)
     top = cv2.max(cv2.max(b8, g8), r8)  # = img.max(axis=2), about 20x faster
-    b, g, r = (img[..., i].astype(np.int16) for i in range(3))
     k = max(3, int(round(w / 400)) | 1)  # text strokes scale with the frame, hair with the optics
     kernel = np.ones((k, k), np.uint8)
     tophat = cv2.morphologyEx(top, cv2.MORPH_TOPHAT, kernel)
-    neutral = (np.abs(b - g) < 40) & (np.abs(g - r) < 40)
-    yellow = (r > 170) & (g > 170) & (b < 120)
+    neutral = (cv2.absdiff(b8, g8) < 40) & (cv2.absdiff(g8, r8) < 40)  # uint8 stays exact: no int16 copies
+    yellow = (r8 > 170) & (g8 > 170) & (b8 < 120)
     strokes = (top > 215) & (tophat > 40) & (neutral | yellow)
     # Yellow text on light, brightly lit skin is no brighter than the skin's red channel, and
     # JPEG's coarse colour leaves its blue well above zero: it stands out only in yellowness.
@@ -122,7 +121,7 @@ def device_overlay_mask(img: np.ndarray) -> np.ndarray:
     # its top-hat is twice as wide as the brightness one.
     yellowness = cv2.subtract(cv2.min(g8, r8), b8)
     colour_kernel = np.ones((2 * k - 1, 2 * k - 1), np.uint8)
-    strokes |= (cv2.morphologyEx(yellowness, cv2.MORPH_TOPHAT, colour_kernel) > 40) & (r > 170) & (g > 150)
+    strokes |= (cv2.morphologyEx(yellowness, cv2.MORPH_TOPHAT, colour_kernel) > 40) & (r8 > 170) & (g8 > 150)
     strokes = strokes.astype(np.uint8)
     # White text on light skin is barely brighter than the skin in red, but much brighter in
     # the darkest channel (skin's blue). Flakes and hair highlights stand out there too, so
