@@ -56,6 +56,31 @@ def test_a_hair_entering_the_frame_by_a_sliver_counts():
     assert len(g.chains) == 1
 
 
+def test_a_thick_hair_cut_short_by_the_frame_counts():
+    """Its centre line stops half its width short of the frame's edge, which must still count
+    as reaching the edge: as much of a 12 px hair shows as it is wide (20 px were needed)."""
+    g = metrics.build_hair_graph(lines_coverage([(-30, 100, 12, 100)], 12), 0.005)
+    assert len(g.chains) == 1
+
+
+def test_a_hair_entering_the_frame_across_another_counts():
+    """A hair enters from the top edge and crosses one lying just inside the frame. Its
+    stretch from the crossing to the frame's edge is short, with one junction and a free end,
+    but it is a hair leaving the frame, not a thinning spur."""
+    g = metrics.build_hair_graph(lines_coverage([(20, 14, 180, 14), (100, -20, 100, 28)], 8), 0.005)
+    assert len(g.chains) == 2
+
+
+def test_a_hair_under_two_pixels_wide_counts_and_specks_do_not():
+    """A 1.2 px vellus (15 um at 12 um/px) is erased by the opening that removes specks."""
+    cov = lines_coverage([(20, 100, 180, 100)], 1.2)
+    rng = np.random.default_rng(0)
+    for y, x in rng.integers(10, 190, (30, 2)):
+        cov[y if abs(y - 100) > 5 else y + 20, x] = 1.0  # single-pixel specks, off the hair
+    g = metrics.build_hair_graph(cov, 0.012)
+    assert len(g.chains) == 1
+
+
 def test_a_stub_at_the_frame_edge_counts_but_its_width_is_not_measured():
     g = metrics.build_hair_graph(lines_coverage([(10, 100, 190, 100), (-20, 40, 20, 40)], 10), 0.005)
     assert len(g.chains) == 2
