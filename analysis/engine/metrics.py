@@ -274,20 +274,20 @@ def _branch_direction(coords, contact, radius):
     return v / n if n > 1e-6 else np.zeros(2)
 
 
-def hair_mask(prob: np.ndarray, mm_per_px: float, min_len_mm: float = 0.06) -> np.ndarray:
+def hair_mask(prob: np.ndarray, min_len_px: float) -> np.ndarray:
     """Hair pixels of a coverage map. A 2x2 opening removes specks and the ragged 1 px edges
     that would sprout spurs, but it also erases hairs under 2 px wide (a 15 um vellus at 20x,
     11.6 um/px). So a piece of the map that the opening empties entirely is kept as it was
-    when it is as long as a hair (`min_len_mm`); specks are not. (Putting back every removed
-    stretch that long, or that joins two kept pieces, read density lower: it rejoins hairs
-    that only touch and restores fringes along thick ones.)"""
+    when it is as long as the shortest hair counted (`min_len_px`); specks are not. (Putting
+    back every removed stretch that long, or that joins two kept pieces, read density lower:
+    it rejoins hairs that only touch and restores fringes along thick ones.)"""
     mask = (prob > MASK_THRESHOLD).astype(np.uint8)
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     survives = np.zeros(n, bool)
     survives[labels[opened]] = True
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
-    thin_hair = ~survives & (extent >= max(4.0, min_len_mm / mm_per_px))
+    thin_hair = ~survives & (extent >= min_len_px)
     thin_hair[0] = False
     return opened | thin_hair[labels]
 
@@ -297,7 +297,8 @@ def build_hair_graph(
 ) -> HairGraph:
     """Hairs as chains of skeleton branches. `valid` marks the pixels that show scalp (not a
     device's text, not outside a round lens): its edge cuts hairs just as the frame's edge does."""
-    mask = hair_mask(prob, mm_per_px, min_len_mm)
+    min_len_px = max(4.0, min_len_mm / mm_per_px)
+    mask = hair_mask(prob, min_len_px)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     skel = skeletonize(mask)
     zones, _ = _junction_zones(skel, dist)
@@ -306,7 +307,6 @@ def build_hair_graph(
     core = _split_corners(core, labels, nb, dist)
     nb, labels = cv2.connectedComponents(core.astype(np.uint8), connectivity=8)
     labels = labels.astype(np.int32)
-    min_len_px = max(4.0, min_len_mm / mm_per_px)
     h, w = prob.shape
 
     # Which zones each branch touches, and the branch's direction leaving that zone.
