@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "15"  # bump whenever a metric or comparison algorithm changes
+METRICS_VERSION = "16"  # bump whenever a metric or comparison algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 STEM_MM = 0.3  # a unit's hairs overlap near their opening for up to about this length
@@ -127,6 +127,18 @@ class HairGraph:
     centroid: np.ndarray  # per chain (x, y)
     fu_sizes: list[int]
     chain_ends: list[list[tuple[float, float]]] = field(default_factory=list)
+    # Hairs seen only where a junction zone meets the frame's edge, as the (x, y) where each
+    # leaves the frame: no branch of their own reaches it (`_frame_exits`). Counted, but with
+    # no centre line they have no caliber and no follicular unit.
+    frame_hairs: list[tuple[float, float]] = field(default_factory=list)
+
+    @property
+    def hair_count(self) -> int:
+        return len(self.chains) + len(self.frame_hairs)
+
+    def positions(self) -> np.ndarray:
+        """(x, y) of every counted hair: chains' centroids, then frame hairs' exits."""
+        return np.vstack([self.centroid.reshape(-1, 2), np.asarray(self.frame_hairs, float).reshape(-1, 2)])
 
 
 def measurable(g: HairGraph, among=None) -> np.ndarray:
@@ -340,7 +352,6 @@ def build_hair_graph(
         if b not in contacts and length[b] < min_len_px * 0.5 and not at_border[b]:
             alive[b] = False
 
-    uf = _UnionFind(nb)
     unpaired_at: dict[int, list[int]] = {}
     zone_branches: dict[int, list[tuple[int, np.ndarray]]] = {}
     for b, zs in contacts.items():
@@ -351,6 +362,11 @@ def build_hair_graph(
             radius = max(6.0, 2.5 * float(dist[int(contact[1]), int(contact[0])]) + 4)
             half = float(dist[int(contact[1]), int(contact[0])])
             zone_branches.setdefault(z, []).append((b, _branch_direction(coords_of[b], contact, radius), contact, half))
+    exits = _frame_exits(mask, zones, dist, labels, alive, at_border, nb)
+    for z, item in exits:
+        zone_branches.setdefault(z, []).append(item)
+        unpaired_at.setdefault(z, [])
+    uf = _UnionFind(nb + len(exits))
     for z, items in zone_branches.items():
         paired = _pair_branches(items)
         for a, b in paired:
@@ -363,11 +379,17 @@ def build_hair_graph(
     for b in range(1, nb):
         if alive[b]:
             chains_map.setdefault(uf.find(b), []).append(b)
+    # A frame exit that continues a hair makes it a hair leaving the frame; one that continues
+    # none is a hair of its own (two exits joined through a zone: one hair entering and leaving).
+    exit_at: dict[int, tuple[float, float]] = {}
+    for _, (k, _, contact, _) in exits:
+        exit_at.setdefault(uf.find(k), (float(contact[0]), float(contact[1])))
+    frame_hairs = [xy for root, xy in exit_at.items() if root not in chains_map]
     # A hair entering the frame by a sliver still counts (any part of the shaft in the image).
     chains = [
         c
-        for c in chains_map.values()
-        if sum(length[b] for b in c) >= (3 if any(at_border[b] for b in c) else min_len_px)
+        for root, c in chains_map.items()
+        if sum(length[b] for b in c) >= (3 if root in exit_at or any(at_border[b] for b in c) else min_len_px)
     ]
     chain_of = {b: i for i, c in enumerate(chains) for b in c}
     # Dropped spurs would otherwise pull coverage mass away from the hair they hang on.
@@ -378,7 +400,7 @@ def build_hair_graph(
     cal, lens, cents = _calibers(prob, skel, labels, zones, chains, paths, length, free_ends, dist, (h, w))
     openings = _openings(zone_branches, unpaired_at, free_ends, length, at_border, STEM_MM / mm_per_px)
     fu_sizes, ends = _follicular_units(chains, chain_of, openings, free_ends, mm_per_px, (h, w))
-    return HairGraph(labels, zones, chains, chain_of, cal, lens, cents, fu_sizes, ends)
+    return HairGraph(labels, zones, chains, chain_of, cal, lens, cents, fu_sizes, ends, frame_hairs)
 
 
 CORNER_DEG = 100.0  # a centre line turning this sharply is two hairs meeting at one opening (a V)
@@ -425,6 +447,85 @@ def _touches_border(labels, n, dist, valid=None):
     edge[labels[ys[near], xs[near]]] = True
     edge[0] = False
     return edge
+
+
+def _frame_exits(mask, zones, dist, labels, alive, at_border, first_id):
+    """Where a junction zone meets the frame's edge, hairs leave the frame inside the zone and
+    no branch reaches the edge for them (hairs of one unit crowding the frame, a crossing cut
+    by it). Each run of hair along the edge there that no counted branch reaches becomes a
+    branch of its own, pointing out of the frame along the hair, for the zone's pairing: a
+    hair that continues it is a hair leaving the frame; a run that continues none is a hair
+    seen only inside the zone. Returns (zone, (id, direction, contact, half-width)) items,
+    ids from `first_id`."""
+    h, w = mask.shape
+    ys, xs = np.nonzero((labels > 0) & alive[labels] & at_border[labels])
+    out = []
+    for side in range(4):
+        # Each side as (distance inwards, position along it), with its outward normal.
+        depth, pos, n_pos, normal = (
+            (ys, xs, w, (0.0, -1.0)),
+            (h - 1 - ys, xs, w, (0.0, 1.0)),
+            (xs, ys, h, (-1.0, 0.0)),
+            (w - 1 - xs, ys, h, (1.0, 0.0)),
+        )[side]
+        # Where counted branches already leave the frame: their centre lines' ends, projected
+        # onto the edge (not their widths: a merged blob's branch is as wide as two hairs).
+        reached = np.zeros(n_pos, bool)
+        for p in pos[depth - dist[ys, xs] <= 3]:
+            reached[max(0, p - 2) : p + 3] = True
+        for a, b in _runs((mask[0], mask[h - 1], mask[:, 0], mask[:, w - 1])[side]):
+            if b - a < 2 or reached[a:b].any():
+                continue
+            item = _frame_exit(mask, zones, dist, side, a, b, normal)
+            if item is not None:
+                z, direction, contact, half = item
+                out.append((z, (first_id + len(out), direction, contact, half)))
+    return out
+
+
+def _frame_exit(mask, zones, dist, side, a, b, normal):
+    """The zone and the outward direction of the hair crossing the frame's edge at run [a, b)."""
+    h, w = mask.shape
+    mid = (a + b - 1) / 2.0
+    x, y = ((mid, 0.0), (mid, h - 1.0), (0.0, mid), (w - 1.0, mid))[side]
+    r = int(b - a) + 4
+    x0, y0, x1, y1 = max(0, int(x) - r), max(0, int(y) - r), min(w, int(x) + r + 1), min(h, int(y) + r + 1)
+    z = zones[y0:y1, x0:x1][mask[y0:y1, x0:x1]]
+    z = z[z > 0]
+    if not len(z):
+        return None  # not in a zone: a fringe or a speck of the map, not a hidden hair
+    slope = _run_slope(mask, side, a, b)
+    inward = -np.asarray(normal)
+    along = np.array([1.0, 0.0]) if side < 2 else np.array([0.0, 1.0])
+    direction = -(inward + slope * along)
+    half = float(dist[int(y), int(x)]) or (b - a) / 2.0
+    return int(np.bincount(z).argmax()), direction / np.hypot(*direction), np.array([x, y]), half
+
+
+def _run_slope(mask, side, a, b):
+    """How far the hair crossing the edge at run [a, b) moves along the edge per pixel inwards:
+    the run is followed into the image, row by row, until it merges with another hair or ends."""
+    h, w = mask.shape
+    lines = (lambda t: mask[t], lambda t: mask[h - 1 - t], lambda t: mask[:, t], lambda t: mask[:, w - 1 - t])[side]
+    depth_max = min(3 * (b - a) + 4, (h if side < 2 else w) - 1)
+    lo, hi, width = a, b, b - a
+    depths, mids = [0], [(a + b - 1) / 2.0]
+    for t in range(1, depth_max):
+        runs = [(s, e) for s, e in _runs(lines(t)) if s < hi and e > lo]
+        if len(runs) != 1 or not 0.5 * width <= runs[0][1] - runs[0][0] <= 1.5 * width:
+            break
+        lo, hi = runs[0]
+        depths.append(t)
+        mids.append((lo + hi - 1) / 2.0)
+    if len(depths) < 3:
+        return 0.0
+    return float(np.polyfit(depths, mids, 1)[0])
+
+
+def _runs(line: np.ndarray) -> list[tuple[int, int]]:
+    """[start, end) of each run of True in a boolean line."""
+    d = np.diff(np.concatenate([[0], line.astype(np.int8), [0]]))
+    return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist(), strict=True))
 
 
 def coords_by_label(labels, n):

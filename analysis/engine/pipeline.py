@@ -493,7 +493,7 @@ def measured_area_cm2(valid: np.ndarray, mm: float | None) -> float | None:
 def _hair_values(g: metrics.HairGraph, cal: np.ndarray | None, area_cm2: float | None, th: Thresholds) -> dict:
     """Count and follicular units from the hair graph; caliber values from `cal`, the
     measurable hairs' calibers in um (`metrics.calibers_um`)."""
-    n = len(g.chains)
+    n = g.hair_count
     sizes = np.asarray(g.fu_sizes, int)
     v = {
         "hair_count": n,
@@ -551,8 +551,8 @@ def regional_grid(prob, valid, graph, mm, ends: counting.EndCounts | None = None
             if ends is not None:
                 dens[r, c] = float(ends.density_map[ys, xs].sum()) / area
             else:
-                cx, cy = graph.centroid[:, 0], graph.centroid[:, 1]
-                k = ((cx >= xs.start) & (cx < xs.stop) & (cy >= ys.start) & (cy < ys.stop)).sum() if len(cx) else 0
+                cx, cy = graph.positions().T
+                k = ((cx >= xs.start) & (cx < xs.stop) & (cy >= ys.start) & (cy < ys.stop)).sum()
                 dens[r, c] = k / area
     out = {"grid": list(GRID), "scalp_visibility": _round_grid(vis)}
     if dens is not None:

@@ -71,6 +71,31 @@ def test_a_hair_entering_the_frame_across_another_counts():
     assert len(g.chains) == 2
 
 
+def test_a_short_hair_crossing_another_at_the_frame_edge_counts():
+    """The crossing's junction zone reaches the frame's edge, so no branch of the short hair
+    does: its one branch beyond the zone is shorter than a hair. Where it leaves the frame it
+    continues that branch, which makes it a hair cut by the frame (the old graph counted 1)."""
+    g = metrics.build_hair_graph(lines_coverage([(0, 113, 190, 115), (-27, 141, 19, 96)], 7), 0.005)
+    assert g.hair_count == 2
+
+
+def test_a_hair_seen_only_where_a_crossing_meets_the_frame_counts():
+    """A third hair enters the frame where two others cross at its edge and ends inside their
+    junction zone: it has no branch at all, only its run of coverage along the frame's edge."""
+    lines = [(0, 98, 190, 113), (-5, 140, 9, 82), (-37, 91, 7, 85)]
+    g = metrics.build_hair_graph(lines_coverage(lines, 6), 0.005)
+    assert (len(g.chains), g.hair_count) == (2, 3)
+    (x, y), = g.frame_hairs
+    assert x == 0 and 80 <= y <= 95
+    assert len(g.positions()) == g.hair_count
+
+
+@pytest.mark.parametrize("lines", [[(0, 100, 190, 100), (-40, 140, 60, 40)], [(-20, 100, 190, 100), (6, -20, 6, 220)]])
+def test_hairs_crossing_at_the_frame_edge_are_not_counted_again_where_they_leave_it(lines):
+    g = metrics.build_hair_graph(lines_coverage(lines, 8), 0.005)
+    assert (g.hair_count, g.frame_hairs) == (2, [])
+
+
 def test_a_hair_under_two_pixels_wide_counts_and_specks_do_not():
     """A 1.2 px vellus (15 um at 12 um/px) is erased by the opening that removes specks."""
     cov = lines_coverage([(20, 100, 180, 100)], 1.2)
