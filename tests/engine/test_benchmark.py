@@ -121,15 +121,17 @@ def test_fields_only_reports_the_field_rows_of_the_chosen_seeds():
     text = benchmark.fields_only(2, 100)
     assert text.startswith("2 trichoscopy fields from seed 100")
     rows = [line for line in text.splitlines() if line.startswith("| ") and "---" not in line][1:]
-    assert [r.split(" | ")[0].strip("| ").strip() for r in rows] == [
-        "density, relative",
-        "density, counted on the exact coverage",
-        "mean caliber",
-        "vellus fraction",
-        "scalp visibility",
-    ]
-    medians = [float(r.split(" | ")[1].replace("%", "").replace(" µm", "")) for r in rows]
-    assert all(m >= 0 for m in medians) and medians[0] < 200
+    names = [r.split(" | ")[0].strip("| ").strip() for r in rows]
+    assert names[0] == "density, relative" and names[-3:] == ["mean caliber", "vellus fraction", "scalp visibility"]
+    clipped, unclipped = (int(n.split("(")[1].rstrip(")")) for n in names[1:3])
+    assert names[1].startswith("density, clipped") and clipped + unclipped == 2
+    values = (float(r.split(" | ")[1].replace("%", "").replace(" µm", "")) for r in rows)
+    medians = dict(zip(names, values, strict=True))
+    assert 0 <= medians["density, relative"] < 200
+    # Half the fields are at least as far off as a signed median, so it cannot exceed the unsigned one.
+    assert abs(medians["density, signed (measured - true)"]) <= medians["density, relative"]
+    exact = medians["density, counted on the exact coverage"]
+    assert abs(medians["density on the exact coverage, signed"]) <= exact
 
 
 def test_tracking_tells_a_measurement_that_ignores_the_truth_from_one_that_follows_it():
