@@ -90,6 +90,22 @@ def test_a_hair_seen_only_where_a_crossing_meets_the_frame_counts():
     assert len(g.positions()) == g.hair_count
 
 
+def test_the_regional_grid_counts_a_hair_seen_only_at_the_frame_in_its_cell():
+    from dataclasses import replace
+
+    from analysis.engine import pipeline
+
+    cov = lines_coverage([(0, 98, 190, 113), (-5, 140, 9, 82), (-37, 91, 7, 85)], 6)
+    g = metrics.build_hair_graph(cov, 0.005)
+    valid = np.ones(cov.shape, bool)
+    with_it = np.array(pipeline.regional_grid(cov, valid, g, 0.005)["density_per_cm2"])
+    without = np.array(pipeline.regional_grid(cov, valid, replace(g, frame_hairs=[]), 0.005)["density_per_cm2"])
+    cell_cm2 = pipeline.measured_area_cm2(valid[66:133, :66], 0.005)  # the left middle cell of 3 x 3
+    assert with_it[1, 0] - without[1, 0] == pytest.approx(1 / cell_cm2, rel=1e-3)
+    with_it[1, 0] = without[1, 0]
+    assert (with_it == without).all()
+
+
 @pytest.mark.parametrize("lines", [[(0, 100, 190, 100), (-40, 140, 60, 40)], [(-20, 100, 190, 100), (6, -20, 6, 220)]])
 def test_hairs_crossing_at_the_frame_edge_are_not_counted_again_where_they_leave_it(lines):
     g = metrics.build_hair_graph(lines_coverage(lines, 8), 0.005)
