@@ -1,8 +1,10 @@
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
 
-from analysis.engine import metrics
+from analysis.engine import metrics, pipeline
 
 from .conftest import lines_coverage
 
@@ -91,10 +93,6 @@ def test_a_hair_seen_only_where_a_crossing_meets_the_frame_counts():
 
 
 def test_the_regional_grid_counts_a_hair_seen_only_at_the_frame_in_its_cell():
-    from dataclasses import replace
-
-    from analysis.engine import pipeline
-
     cov = lines_coverage([(0, 98, 190, 113), (-5, 140, 9, 82), (-37, 91, 7, 85)], 6)
     g = metrics.build_hair_graph(cov, 0.005)
     valid = np.ones(cov.shape, bool)
