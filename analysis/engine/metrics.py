@@ -20,6 +20,9 @@ MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 STEM_MM = 0.3  # a unit's hairs overlap near their opening for up to about this length
 FU_LINK_MM = 0.06  # free hair ends closer than this share a follicular opening
+# A centre line counts as reaching the frame's edge (or the unseen area) within the hair's
+# half-width plus this many px of it (`_touches_border`, `_frame_exits`).
+EDGE_SLACK_PX = 3
 MAX_PART_FRACTION = 0.25  # of the frame; wider bare bands are not a part line
 # A hair's width is only measured where it shows this many widths of shaft: a stub cut by the
 # frame edge or a fragment beside a junction is mostly end cap and junction, and its
@@ -365,7 +368,6 @@ def build_hair_graph(
     exits = _frame_exits(mask, zones, dist, labels, alive, at_border, nb)
     for z, item in exits:
         zone_branches.setdefault(z, []).append(item)
-        unpaired_at.setdefault(z, [])
     uf = _UnionFind(nb + len(exits))
     for z, items in zone_branches.items():
         paired = _pair_branches(items)
@@ -442,7 +444,7 @@ def _touches_border(labels, n, dist, valid=None):
     if valid is not None and not valid.all():
         to_unseen = cv2.distanceTransform(valid.astype(np.uint8), cv2.DIST_L2, 5)
         to_edge = np.minimum(to_edge, to_unseen[ys, xs] - 1)
-    near = to_edge - dist[ys, xs] <= 3
+    near = to_edge - dist[ys, xs] <= EDGE_SLACK_PX
     edge = np.zeros(n + 1, bool)
     edge[labels[ys[near], xs[near]]] = True
     edge[0] = False
@@ -457,61 +459,63 @@ def _frame_exits(mask, zones, dist, labels, alive, at_border, first_id):
     hair that continues it is a hair leaving the frame; a run that continues none is a hair
     seen only inside the zone. Returns (zone, (id, direction, contact, half-width)) items,
     ids from `first_id`."""
-    h, w = mask.shape
-    ys, xs = np.nonzero((labels > 0) & alive[labels] & at_border[labels])
+    counted = (labels > 0) & alive[labels] & at_border[labels]
     out = []
     for side in range(4):
-        # Each side as (distance inwards, position along it), with its outward normal.
-        depth, pos, n_pos, normal = (
-            (ys, xs, w, (0.0, -1.0)),
-            (h - 1 - ys, xs, w, (0.0, 1.0)),
-            (xs, ys, h, (-1.0, 0.0)),
-            (w - 1 - xs, ys, h, (1.0, 0.0)),
-        )[side]
+        m, d, z = (_from_side(arr, side) for arr in (mask, dist, zones))
         # Where counted branches already leave the frame: their centre lines' ends, projected
         # onto the edge (not their widths: a merged blob's branch is as wide as two hairs).
-        reached = np.zeros(n_pos, bool)
-        for p in pos[depth - dist[ys, xs] <= 3]:
+        depth, pos = np.nonzero(_from_side(counted, side))
+        reached = np.zeros(m.shape[1], bool)
+        for p in pos[depth - d[depth, pos] <= EDGE_SLACK_PX]:
             reached[max(0, p - 2) : p + 3] = True
-        for a, b in _runs((mask[0], mask[h - 1], mask[:, 0], mask[:, w - 1])[side]):
+        for a, b in _runs(m[0]):
             if b - a < 2 or reached[a:b].any():
                 continue
-            item = _frame_exit(mask, zones, dist, side, a, b, normal)
-            if item is not None:
-                z, direction, contact, half = item
-                out.append((z, (first_id + len(out), direction, contact, half)))
+            found = _frame_exit(m, z, a, b)
+            if found is not None:
+                zone, slope = found
+                mid = (a + b - 1) / 2.0
+                corner = ((0, 0), (0, mask.shape[0] - 1), (0, 0), (mask.shape[1] - 1, 0))[side]
+                contact = np.add(corner, _step(side, mid, 0.0))
+                direction = _step(side, -slope, -1.0)  # outwards: back along the hair's drift
+                half = float(d[0, int(mid)]) or (b - a) / 2.0
+                out.append((zone, (first_id + len(out), direction / np.hypot(*direction), contact, half)))
     return out
 
 
-def _frame_exit(mask, zones, dist, side, a, b, normal):
-    """The zone and the outward direction of the hair crossing the frame's edge at run [a, b)."""
-    h, w = mask.shape
-    mid = (a + b - 1) / 2.0
-    x, y = ((mid, 0.0), (mid, h - 1.0), (0.0, mid), (w - 1.0, mid))[side]
-    r = int(b - a) + 4
-    x0, y0, x1, y1 = max(0, int(x) - r), max(0, int(y) - r), min(w, int(x) + r + 1), min(h, int(y) + r + 1)
-    z = zones[y0:y1, x0:x1][mask[y0:y1, x0:x1]]
-    z = z[z > 0]
-    if not len(z):
+def _from_side(a: np.ndarray, side: int) -> np.ndarray:
+    """A view of `a` with one side of the frame (top, bottom, left, right) as its row 0: row t
+    is t px in from that side, column p is p px along it."""
+    return (a, a[::-1], a.T, a.T[::-1])[side]
+
+
+def _step(side: int, along: float, inwards: float) -> np.ndarray:
+    """The image's (dx, dy) for a step along and into the frame from one side (`_from_side`)."""
+    return np.array(((along, inwards), (along, -inwards), (inwards, along), (-inwards, along))[side], float)
+
+
+def _frame_exit(m, z, a, b):
+    """For the run [a, b) of hair on row 0 of a `_from_side` view: the junction zone it lies in
+    and how far the hair moves along the edge per pixel inwards; None outside any zone."""
+    r, mid = int(b - a) + 4, int((a + b - 1) / 2.0)
+    window = np.s_[: r + 1, max(0, mid - r) : mid + r + 1]
+    zs = z[window][m[window]]
+    zs = zs[zs > 0]
+    if not len(zs):
         return None  # not in a zone: a fringe or a speck of the map, not a hidden hair
-    slope = _run_slope(mask, side, a, b)
-    inward = -np.asarray(normal)
-    along = np.array([1.0, 0.0]) if side < 2 else np.array([0.0, 1.0])
-    direction = -(inward + slope * along)
-    half = float(dist[int(y), int(x)]) or (b - a) / 2.0
-    return int(np.bincount(z).argmax()), direction / np.hypot(*direction), np.array([x, y]), half
+    return int(np.bincount(zs).argmax()), _run_slope(m, a, b)
 
 
-def _run_slope(mask, side, a, b):
-    """How far the hair crossing the edge at run [a, b) moves along the edge per pixel inwards:
-    the run is followed into the image, row by row, until it merges with another hair or ends."""
-    h, w = mask.shape
-    lines = (lambda t: mask[t], lambda t: mask[h - 1 - t], lambda t: mask[:, t], lambda t: mask[:, w - 1 - t])[side]
-    depth_max = min(3 * (b - a) + 4, (h if side < 2 else w) - 1)
+def _run_slope(m, a, b):
+    """How far the hair crossing row 0 of a `_from_side` view at run [a, b) moves along the
+    edge per row inwards: the run is followed row by row until it merges with another hair or
+    ends."""
+    depth_max = min(3 * (b - a) + 4, m.shape[0] - 1)
     lo, hi, width = a, b, b - a
     depths, mids = [0], [(a + b - 1) / 2.0]
     for t in range(1, depth_max):
-        runs = [(s, e) for s, e in _runs(lines(t)) if s < hi and e > lo]
+        runs = [(s, e) for s, e in _runs(m[t]) if s < hi and e > lo]
         if len(runs) != 1 or not 0.5 * width <= runs[0][1] - runs[0][0] <= 1.5 * width:
             break
         lo, hi = runs[0]
