@@ -541,6 +541,7 @@ def regional_grid(prob, valid, graph, mm, ends: counting.EndCounts | None = None
     rows, cols = GRID
     vis = np.full(GRID, np.nan)
     dens = np.full(GRID, np.nan) if graph is not None and mm else None
+    cx, cy = graph.positions().T if graph is not None else (None, None)  # once, not per cell
     for r in range(rows):
         for c in range(cols):
             ys, xs = slice(r * h // rows, (r + 1) * h // rows), slice(c * w // cols, (c + 1) * w // cols)
@@ -551,7 +552,6 @@ def regional_grid(prob, valid, graph, mm, ends: counting.EndCounts | None = None
             if ends is not None:
                 dens[r, c] = float(ends.density_map[ys, xs].sum()) / area
             else:
-                cx, cy = graph.positions().T
                 k = ((cx >= xs.start) & (cx < xs.stop) & (cy >= ys.start) & (cy < ys.stop)).sum()
                 dens[r, c] = k / area
     out = {"grid": list(GRID), "scalp_visibility": _round_grid(vis)}
