@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-METRICS_VERSION = "16"  # bump whenever a metric or comparison algorithm changes
+METRICS_VERSION = "17"  # bump whenever a metric or comparison algorithm changes
 MASK_THRESHOLD = 0.5
 PAIR_COS = 0.75  # branches this close to opposite continue one hair through a junction
 STEM_MM = 0.3  # a unit's hairs overlap near their opening for up to about this length
@@ -34,6 +34,15 @@ MIN_MEASURED_WIDTHS = 2.0
 # junction margins mean the same micrometres for every device.
 CALIBER_MM_PER_PX = 0.006
 CALIBER_MAX_PIXELS = 4e6  # a coarse photo is upsampled for its calibers only to this many pixels
+# Hollow hairs: under non-polarised light, or with thick light hair on dark skin, the network
+# can outline each shaft instead of filling it, and every hair then counts twice. The gap
+# between the outlines is at most about this wide (a shine streak is a fifth of a 105 um shaft,
+# blurred), and the network reads it as half-hair, not as skin.
+HOLLOW_GAP_MM = 0.06
+HOLLOW_GAP_COVERAGE = 0.3
+# Gaps are filled only where closing them would add this share of the mask: a field whose
+# hairs are outlined. On other fields such gaps are mostly skin between hairs lying close.
+HOLLOW_SHARE = 0.05
 
 
 # ---------------------------------------------------------------- skeleton
@@ -289,13 +298,14 @@ def _branch_direction(coords, contact, radius):
     return v / n if n > 1e-6 else np.zeros(2)
 
 
-def hair_mask(prob: np.ndarray, min_len_px: float) -> np.ndarray:
+def hair_mask(prob: np.ndarray, min_len_px: float, hollow_gap_px: float = 0.0) -> np.ndarray:
     """Hair pixels of a coverage map. A 2x2 opening removes specks and the ragged 1 px edges
     that would sprout spurs, but it also erases hairs under 2 px wide (a 15 um vellus at 20x,
     11.6 um/px). So a piece of the map that the opening empties entirely is kept as it was
     when it is as long as the shortest hair counted (`min_len_px`); specks are not. (Putting
     back every removed stretch that long, or that joins two kept pieces, read density lower:
-    it rejoins hairs that only touch and restores fringes along thick ones.)"""
+    it rejoins hairs that only touch and restores fringes along thick ones.) With
+    `hollow_gap_px`, hairs the network outlined are filled (`_fill_hollow_hairs`)."""
     mask = (prob > MASK_THRESHOLD).astype(np.uint8)
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -304,7 +314,23 @@ def hair_mask(prob: np.ndarray, min_len_px: float) -> np.ndarray:
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     thin_hair = ~survives & (extent >= min_len_px)
     thin_hair[0] = False
-    return opened | thin_hair[labels]
+    mask = opened | thin_hair[labels]
+    return _fill_hollow_hairs(mask, prob, hollow_gap_px) if hollow_gap_px else mask
+
+
+def _fill_hollow_hairs(mask: np.ndarray, prob: np.ndarray, gap_px: float) -> np.ndarray:
+    """Fill the gaps between a hair's outlines when the field's hairs are outlined. A closing
+    as wide as the widest gap finds them, and they are kept only where the network gave them
+    some coverage (half-hair, not skin) and only when they add HOLLOW_SHARE of the mask. Per
+    gap, an outlined hair and two hairs lying close look alike, and filling every such gap
+    merged close hairs on plain fields; per field the share tells them apart well enough.
+    On 60 non-polarised and 170 plain phantom fields it passed 5% on 20 and 17 of them, whose
+    median density error fell from 66% to 11% and from 72% to 48% (ACCURACY.md)."""
+    k = max(3, int(round(gap_px)) | 1)
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
+    closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc) > 0
+    gaps = closed & ~mask & (prob > HOLLOW_GAP_COVERAGE)
+    return mask | gaps if gaps.sum() > HOLLOW_SHARE * max(int(mask.sum()), 1) else mask
 
 
 def build_hair_graph(
@@ -313,7 +339,7 @@ def build_hair_graph(
     """Hairs as chains of skeleton branches. `valid` marks the pixels that show scalp (not a
     device's text, not outside a round lens): its edge cuts hairs just as the frame's edge does."""
     min_len_px = max(4.0, min_len_mm / mm_per_px)
-    mask = hair_mask(prob, min_len_px)
+    mask = hair_mask(prob, min_len_px, HOLLOW_GAP_MM / mm_per_px)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     skel = skeletonize(mask)
     zones, _ = _junction_zones(skel, dist)

@@ -120,6 +120,43 @@ def test_a_hair_under_two_pixels_wide_counts_and_specks_do_not():
     assert len(g.chains) == 1
 
 
+def _outlined(lines, width, gap, gap_coverage):
+    """Coverage of hairs the network outlined: a stripe `gap` px wide along each centre line
+    reads `gap_coverage` (half-hair), as under non-polarised light."""
+    cov = lines_coverage(lines, width)
+    inner = lines_coverage(lines, gap)
+    return cov - inner * (1 - gap_coverage)
+
+
+def test_hairs_the_network_outlined_count_once_with_their_width():
+    """80 um hairs at 5 um/px, crossing the frame, outlined by 5 px edges: unfilled, each
+    outline would be a hair of its own."""
+    lines = [(-10, 40, 210, 50), (-10, 100, 210, 95), (-10, 150, 210, 170)]
+    prob = _outlined(lines, 16, 6, 0.4)
+    unfilled = metrics.hair_mask(prob, 12)
+    assert cv2.connectedComponents(unfilled.astype(np.uint8))[0] - 1 == 6
+    g = metrics.build_hair_graph(prob, 0.005)
+    assert len(g.chains) == 3
+    # Calibers are the map's mass across the shaft, and the gap holds 0.4: 16 - 6 x 0.6 = 12.4.
+    assert np.all(g.caliber_px > 12)
+
+
+def test_outlines_are_not_filled_where_the_gap_reads_as_skin():
+    g = metrics.build_hair_graph(_outlined([(-10, 100, 210, 95)], 16, 6, 0.1), 0.005)
+    assert len(g.chains) == 2
+
+
+def test_two_hairs_lying_close_among_filled_hairs_stay_two():
+    """A gap of half-hair between two hairs is filled only when such gaps are a field's pattern
+    (`HOLLOW_SHARE` of the mask), not for one pair among hairs the network filled."""
+    others = [(10, y, 390, y + 8) for y in range(20, 300, 30)]
+    pair = [(10, 340, 390, 340), (10, 354, 390, 354)]  # 10 px wide, a 4 px gap between them
+    prob = np.maximum(lines_coverage(others + pair, 10, size=400), 0)
+    prob[346:350, 10:390] = np.maximum(prob[346:350, 10:390], 0.35)
+    g = metrics.build_hair_graph(prob, 0.005)
+    assert len(g.chains) == len(others) + 2
+
+
 def test_a_stub_at_the_frame_edge_counts_but_its_width_is_not_measured():
     g = metrics.build_hair_graph(lines_coverage([(10, 100, 190, 100), (-20, 40, 20, 40)], 10), 0.005)
     assert len(g.chains) == 2
