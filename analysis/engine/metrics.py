@@ -40,9 +40,11 @@ CALIBER_MAX_PIXELS = 4e6  # a coarse photo is upsampled for its calibers only to
 # blurred), and the network reads it as half-hair, not as skin.
 HOLLOW_GAP_MM = 0.06
 HOLLOW_GAP_COVERAGE = 0.3
-# Gaps are filled only where closing them would add this share of the mask: a field whose
-# hairs are outlined. On other fields such gaps are mostly skin between hairs lying close.
+# A field is taken for outlined when such gaps add this share of its mask; on other fields
+# they are mostly skin between hairs lying close. Once it is, gaps are filled down to a lower
+# coverage: where the streak is brightest the network reads the gap fainter.
 HOLLOW_SHARE = 0.05
+HOLLOW_FILL_COVERAGE = 0.2
 
 
 # ---------------------------------------------------------------- skeleton
@@ -320,17 +322,20 @@ def hair_mask(prob: np.ndarray, min_len_px: float, hollow_gap_px: float = 0.0) -
 
 def _fill_hollow_hairs(mask: np.ndarray, prob: np.ndarray, gap_px: float) -> np.ndarray:
     """Fill the gaps between a hair's outlines when the field's hairs are outlined. A closing
-    as wide as the widest gap finds them, and they are kept only where the network gave them
-    some coverage (half-hair, not skin) and only when they add HOLLOW_SHARE of the mask. Per
-    gap, an outlined hair and two hairs lying close look alike, and filling every such gap
-    merged close hairs on plain fields; per field the share tells them apart well enough.
-    On 60 non-polarised and 170 plain phantom fields it passed 5% on 20 and 17 of them, whose
-    median density error fell from 66% to 11% and from 72% to 48% (ACCURACY.md)."""
+    as wide as the widest gap finds them. The field counts as outlined when the gaps the
+    network gave half-hair coverage (not skin) add HOLLOW_SHARE of the mask; then its gaps
+    are filled down to HOLLOW_FILL_COVERAGE. Per gap, an outlined hair and two hairs lying
+    close look alike, and filling every such gap merged close hairs on plain fields; per
+    field the share tells them apart well enough. On 60 non-polarised and 170 plain phantom
+    fields it passed 5% on 20 and 17 of them, whose median density error fell from 66% to
+    11% and from 72% to 48% (ACCURACY.md)."""
     k = max(3, int(round(gap_px)) | 1)
     disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc) > 0
-    gaps = closed & ~mask & (prob > HOLLOW_GAP_COVERAGE)
-    return mask | gaps if gaps.sum() > HOLLOW_SHARE * max(int(mask.sum()), 1) else mask
+    gaps = closed & ~mask
+    if (gaps & (prob > HOLLOW_GAP_COVERAGE)).sum() <= HOLLOW_SHARE * max(int(mask.sum()), 1):
+        return mask
+    return mask | (gaps & (prob > HOLLOW_FILL_COVERAGE))
 
 
 def build_hair_graph(

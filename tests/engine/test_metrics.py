@@ -120,11 +120,11 @@ def test_a_hair_under_two_pixels_wide_counts_and_specks_do_not():
     assert len(g.chains) == 1
 
 
-def _outlined(lines, width, gap, gap_coverage):
+def _outlined(lines, width, gap, gap_coverage, size=200):
     """Coverage of hairs the network outlined: a stripe `gap` px wide along each centre line
     reads `gap_coverage` (half-hair), as under non-polarised light."""
-    cov = lines_coverage(lines, width)
-    inner = lines_coverage(lines, gap)
+    cov = lines_coverage(lines, width, size)
+    inner = lines_coverage(lines, gap, size)
     return cov - inner * (1 - gap_coverage)
 
 
@@ -139,6 +139,17 @@ def test_hairs_the_network_outlined_count_once_with_their_width():
     assert len(g.chains) == 3
     # Calibers are the map's mass across the shaft, and the gap holds 0.4: 16 - 6 x 0.6 = 12.4.
     assert np.all(g.caliber_px > 12)
+
+
+def test_on_an_outlined_field_fainter_gaps_are_filled_too():
+    """Once a field's pattern is outlines, a gap the streak makes fainter (0.25) is one as
+    well; among filled hairs it is left alone."""
+    filled = lines_coverage([(-10, y, 410, y + 8) for y in range(20, 200, 45)], 16, size=400)
+    faint = _outlined([(-10, 380, 410, 370)], 16, 6, 0.25, size=400)
+    field = np.maximum(filled, faint)
+    assert len(metrics.build_hair_graph(field, 0.005).chains) == 4 + 2
+    outlined = _outlined([(-10, y, 410, y + 5) for y in range(220, 360, 35)], 16, 6, 0.4, size=400)
+    assert len(metrics.build_hair_graph(np.maximum(field, outlined), 0.005).chains) == 4 + 4 + 1
 
 
 def test_outlines_are_not_filled_where_the_gap_reads_as_skin():
