@@ -152,6 +152,15 @@ def test_on_an_outlined_field_fainter_gaps_are_filled_too():
     assert len(metrics.build_hair_graph(np.maximum(field, outlined), 0.005).chains) == 4 + 4 + 1
 
 
+def test_the_soft_edges_of_hairs_lying_close_do_not_make_a_field_outlined():
+    """Nine hairs 10 px apart: the closing spans the skin between them, whose edges read
+    0.3-0.5 and add more than HOLLOW_SHARE of the mask, but each gap is mostly skin. So the
+    field is not outlined, and the one faintly outlined hair on it is left as two."""
+    close = lines_coverage([(-10, y, 410, y + 8) for y in range(20, 200, 20)], 10, size=400)
+    faint = _outlined([(-10, 380, 410, 370)], 16, 6, 0.25, size=400)
+    assert len(metrics.build_hair_graph(np.maximum(close, faint), 0.005).chains) == 9 + 2
+
+
 def test_outlines_are_not_filled_where_the_gap_reads_as_skin():
     g = metrics.build_hair_graph(_outlined([(-10, 100, 210, 95)], 16, 6, 0.1), 0.005)
     assert len(g.chains) == 2
