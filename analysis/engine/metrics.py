@@ -40,9 +40,10 @@ CALIBER_MAX_PIXELS = 4e6  # a coarse photo is upsampled for its calibers only to
 # blurred), and the network reads it as half-hair, not as skin.
 HOLLOW_GAP_MM = 0.06
 HOLLOW_GAP_COVERAGE = 0.3
-# A field is taken for outlined when such gaps add this share of its mask; on other fields
-# they are mostly skin between hairs lying close. Once it is, gaps are filled down to a lower
-# coverage: where the streak is brightest the network reads the gap fainter.
+# A field is taken for outlined when such half-hair pixels, in gaps that read as hair
+# throughout (median above HOLLOW_FILL_COVERAGE), add this share of its mask; on other fields
+# gaps are mostly skin between hairs lying close. Once it is, gaps are filled down to
+# HOLLOW_FILL_COVERAGE: where the streak is brightest the network reads the gap fainter.
 HOLLOW_SHARE = 0.045
 HOLLOW_FILL_COVERAGE = 0.2
 
