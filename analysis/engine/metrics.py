@@ -301,14 +301,13 @@ def _branch_direction(coords, contact, radius):
     return v / n if n > 1e-6 else np.zeros(2)
 
 
-def hair_mask(prob: np.ndarray, min_len_px: float, hollow_gap_px: float = 0.0) -> np.ndarray:
+def hair_mask(prob: np.ndarray, min_len_px: float) -> np.ndarray:
     """Hair pixels of a coverage map. A 2x2 opening removes specks and the ragged 1 px edges
     that would sprout spurs, but it also erases hairs under 2 px wide (a 15 um vellus at 20x,
     11.6 um/px). So a piece of the map that the opening empties entirely is kept as it was
     when it is as long as the shortest hair counted (`min_len_px`); specks are not. (Putting
     back every removed stretch that long, or that joins two kept pieces, read density lower:
-    it rejoins hairs that only touch and restores fringes along thick ones.) With
-    `hollow_gap_px`, hairs the network outlined are filled (`_fill_hollow_hairs`)."""
+    it rejoins hairs that only touch and restores fringes along thick ones.)"""
     mask = (prob > MASK_THRESHOLD).astype(np.uint8)
     opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((2, 2), np.uint8)) > 0
     n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -317,8 +316,7 @@ def hair_mask(prob: np.ndarray, min_len_px: float, hollow_gap_px: float = 0.0) -
     extent = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
     thin_hair = ~survives & (extent >= min_len_px)
     thin_hair[0] = False
-    mask = opened | thin_hair[labels]
-    return _fill_hollow_hairs(mask, prob, hollow_gap_px) if hollow_gap_px else mask
+    return opened | thin_hair[labels]
 
 
 def _fill_hollow_hairs(mask: np.ndarray, prob: np.ndarray, gap_px: float) -> np.ndarray:
@@ -337,6 +335,8 @@ def _fill_hollow_hairs(mask: np.ndarray, prob: np.ndarray, gap_px: float) -> np.
     closed = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_CLOSE, disc) > 0
     gaps = closed & ~mask
     n, labels = cv2.connectedComponents(gaps.astype(np.uint8), connectivity=8)
+    if n == 1:
+        return mask  # no gap at all
     reads_as_hair = _medians_by_label(labels[gaps], prob[gaps], n) > HOLLOW_FILL_COVERAGE
     reads_as_hair[0] = False  # label 0: not a gap
     half_hair = reads_as_hair[labels] & (prob > HOLLOW_GAP_COVERAGE)
@@ -346,13 +346,13 @@ def _fill_hollow_hairs(mask: np.ndarray, prob: np.ndarray, gap_px: float) -> np.
 
 
 def _medians_by_label(labels: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
-    """The (upper) median of `values` over each label 0..n-1; 0 for a label with none."""
+    """The (upper) median of `values` (not empty) over each label 0..n-1; 0 for a label with
+    none."""
     order = np.lexsort((values, labels))
     labels, values = labels[order], values[order]
     first = np.searchsorted(labels, np.arange(n))
     last = np.searchsorted(labels, np.arange(n), "right")
-    mid = np.minimum((first + last) // 2, max(len(values) - 1, 0))
-    return np.where(last > first, values[mid] if len(values) else 0.0, 0.0)
+    return np.where(last > first, values[np.minimum((first + last) // 2, len(values) - 1)], 0.0)
 
 
 def build_hair_graph(
@@ -361,7 +361,7 @@ def build_hair_graph(
     """Hairs as chains of skeleton branches. `valid` marks the pixels that show scalp (not a
     device's text, not outside a round lens): its edge cuts hairs just as the frame's edge does."""
     min_len_px = max(4.0, min_len_mm / mm_per_px)
-    mask = hair_mask(prob, min_len_px, HOLLOW_GAP_MM / mm_per_px)
+    mask = _fill_hollow_hairs(hair_mask(prob, min_len_px), prob, HOLLOW_GAP_MM / mm_per_px)
     dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 5)
     skel = skeletonize(mask)
     zones, _ = _junction_zones(skel, dist)
