@@ -63,6 +63,9 @@ class Scalp:
     view: str = "trichoscopy"
     part_width_mm: float | None = None
     extent_mm: tuple[float, float, float, float] = (0, 0, 1, 1)  # x0, y0, x1, y1
+    # Dermoscopic signs that are not hair (honeycomb pigment network, dotted vessels, yellow
+    # dots), 0-1: how strongly they show (0: none). See _draw_skin_signs.
+    signs: float = 0.0
 
 
 @dataclass
@@ -137,9 +140,19 @@ def _diameter_and_pigment(rng, miniaturisation):
 
 
 def make_trichoscopy_scalp(
-    rng: np.random.Generator, *, extent_mm, skin=None, hair=None, fu_per_cm2=None, miniaturisation=None, clipped=None
+    rng: np.random.Generator,
+    *,
+    extent_mm,
+    skin=None,
+    hair=None,
+    fu_per_cm2=None,
+    miniaturisation=None,
+    clipped=None,
+    signs: float = 0.0,
 ) -> Scalp:
-    """A dermoscopy-scale patch of scalp with follicular units of 1-4 hairs."""
+    """A dermoscopy-scale patch of scalp with follicular units of 1-4 hairs, and with `signs` > 0
+    the scalp's own dermoscopic signs (see _draw_skin_signs; drawn without using rng, so every
+    seed keeps its hairs)."""
     x0, y0, x1, y1 = extent_mm
     skin = skin or rng.choice(list(SKIN_TONES_RGB))
     hair = hair or rng.choice(list(HAIR_COLOURS_RGB))
@@ -180,6 +193,7 @@ def make_trichoscopy_scalp(
         "trichoscopy",
         None,
         tuple(extent_mm),
+        float(signs),
     )
 
 
@@ -338,6 +352,87 @@ def _skin_background(scalp: Scalp, h_world, size_px, rng):
     img = base[None, None, :] * (1 + 0.05 * tex[..., None])
     img += rng.normal(0, 2.0, img.shape).astype(np.float32)  # fine skin grain
     return img
+
+
+# Colours of the skin signs (BGR): what a polarised dermoscope shows of them on any skin tone.
+VESSEL_BGR = (70, 55, 175)  # dotted vessels: capillary loops seen end-on
+YELLOW_DOT_BGR = (95, 185, 225)  # yellow dots: openings plugged with keratin and sebum
+HONEYCOMB_CELL_MM = (0.12, 0.25)  # pigment network: darker rete ridges around lighter holes
+HONEYCOMB_LINE_MM = (0.012, 0.025)
+PIGMENT_NETWORK_BGR_GAIN = np.array((0.55, 0.65, 0.78), np.float32)
+
+
+def _draw_skin_signs(img, scalp: Scalp, h_world):
+    """What a real scalp shows besides hair, none of which is hair: a honeycomb pigment network
+    (thin brown lines, common on darker and sun-exposed skin) and dotted vessels (red dots about
+    the width of a vellus hair); yellow dots come after the openings (_draw_yellow_dots). They
+    are fixed to the world, from the scalp's own seed, so every photo of the scalp shows the
+    same ones; the hair coverage (the truth) is unchanged."""
+    if scalp.signs <= 0:
+        return
+    rng = np.random.default_rng(scalp.texture_seed + 1)
+    x0, y0, x1, y1 = scalp.extent_mm
+    area_cm2 = (x1 - x0) * (y1 - y0) / 100.0
+    skin = np.array(scalp.skin_rgb[::-1], np.float32)
+    line = _honeycomb(img.shape[:2], h_world, scalp.extent_mm, rng)
+    brown = skin * PIGMENT_NETWORK_BGR_GAIN  # melanin darkens blue most
+    a = (scalp.signs * rng.uniform(0.3, 0.6) * line)[..., None]
+    img[:] = img * (1 - a) + brown * a
+    vessels = rng.uniform([x0, y0], [x1, y1], (rng.poisson(scalp.signs * rng.uniform(40, 160) * area_cm2), 2))
+    radii, alphas = rng.uniform(0.008, 0.016, len(vessels)), rng.uniform(0.35, 0.7, len(vessels))
+    _blend_dots(img, h_world, vessels, radii, alphas, VESSEL_BGR)
+
+
+def _draw_yellow_dots(img, scalp: Scalp, h_world):
+    """Yellow dots: some openings plugged with keratin and sebum, drawn over the dark opening."""
+    if scalp.signs <= 0:
+        return
+    rng = np.random.default_rng(scalp.texture_seed + 2)
+    plugged = scalp.openings_mm[rng.random(len(scalp.openings_mm)) < 0.35 * scalp.signs]
+    radii, alphas = rng.uniform(0.04, 0.1, len(plugged)), rng.uniform(0.4, 0.8, len(plugged))
+    _blend_dots(img, h_world, plugged, radii, alphas, YELLOW_DOT_BGR)
+
+
+def _honeycomb(shape, h_world, extent_mm, rng) -> np.ndarray:
+    """0-1 weight of a pigment network's lines at each pixel: the cell walls of a jittered
+    Voronoi pattern in world millimetres (where the nearest two cell centres are equally far)."""
+    x0, y0, x1, y1 = extent_mm
+    cell = rng.uniform(*HONEYCOMB_CELL_MM)
+    half_line = rng.uniform(*HONEYCOMB_LINE_MM) / 2
+    nx, ny = int((x1 - x0) / cell) + 3, int((y1 - y0) / cell) + 3
+    jitter = rng.uniform(0, 1, (ny, nx, 2))
+    h, w = shape
+    gy, gx = np.mgrid[0:h, 0:w].astype(np.float64)
+    wpts = _project(np.linalg.inv(h_world), np.stack([gx.ravel(), gy.ravel()], 1))
+    cx = np.clip(((wpts[:, 0] - x0) / cell).astype(np.int64), 1, nx - 2)
+    cy = np.clip(((wpts[:, 1] - y0) / cell).astype(np.int64), 1, ny - 2)
+    dists = []
+    for dy in (-1, 0, 1):
+        for dx in (-1, 0, 1):
+            j = jitter[cy + dy, cx + dx]
+            sx, sy = x0 + (cx + dx + j[:, 0]) * cell, y0 + (cy + dy + j[:, 1]) * cell
+            dists.append(np.hypot(wpts[:, 0] - sx, wpts[:, 1] - sy))
+    d = np.sort(np.stack(dists, 1), 1)
+    wall = (d[:, 1] - d[:, 0]) / 2  # distance to the wall between the two nearest centres
+    return np.exp(-0.5 * (wall / half_line) ** 2).reshape(h, w).astype(np.float32)
+
+
+def _blend_dots(img, h_world, centres_mm, radii_mm, alphas, bgr):
+    """Round dots of one colour with antialiased edges, each blended at its own strength."""
+    h, w = img.shape[:2]
+    if not len(centres_mm):
+        return
+    ppm = local_px_per_mm(h_world, centres_mm[0])
+    for (x, y), r, alpha in zip(_project(h_world, centres_mm), radii_mm * ppm, alphas, strict=True):
+        if not (-r <= x < w + r and -r <= y < h + r):
+            continue
+        pad = int(np.ceil(2 * r)) + 1
+        xa, xb, ya, yb = max(0, int(x) - pad), min(w, int(x) + pad + 1), max(0, int(y) - pad), min(h, int(y) + pad + 1)
+        if xa >= xb or ya >= yb:
+            continue
+        gy, gx = np.mgrid[ya:yb, xa:xb]
+        a = alpha * np.clip(r + 0.5 - np.hypot(gx - x, gy - y), 0, 1)
+        img[ya:yb, xa:xb] = img[ya:yb, xa:xb] * (1 - a[..., None]) + np.float32(bgr) * a[..., None]
 
 
 def _draw_openings_and_flakes(img, scalp: Scalp, h_world):
@@ -556,7 +651,9 @@ def image_phantom(
     centre = np.array(centre_mm if centre_mm is not None else ((x0 + x1) / 2, (y0 + y1) / 2))
     hw = camera_homography(size_px, mm_per_px, centre, cond)
     img = _skin_background(scalp, hw, size_px, rng)
+    _draw_skin_signs(img, scalp, hw)
     _draw_openings_and_flakes(img, scalp, hw)
+    _draw_yellow_dots(img, scalp, hw)
     if scalp.view == "trichoscopy":
         coverage = _render_hairs(img, scalp, hw, size_px, rng, cond.shine)
     else:

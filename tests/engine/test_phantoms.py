@@ -116,3 +116,44 @@ def test_a_follow_up_through_a_round_lens_keeps_the_lens_and_its_truth_counts_in
     assert -0.4 < inside < -0.05
     plain = phantoms.trichoscopy_phantom(9, size_px=(320, 240), mm_per_px=0.008)
     assert phantoms.change_truth(plain, phantoms.follow_up(plain, 1, change_fraction=-0.2)) != inside
+
+
+def _bare_scalp(signs, openings=np.zeros((0, 2))):
+    return phantoms.Scalp([], (190, 140, 110), (20, 20, 20), openings, [], 7, extent_mm=(-2, -2, 2, 2), signs=signs)
+
+
+def test_skin_signs_change_the_photo_but_not_the_hair_or_its_truth():
+    plain = phantoms.trichoscopy_phantom(21, size_px=(320, 240), mm_per_px=0.008)
+    signs = phantoms.trichoscopy_phantom(21, size_px=(320, 240), mm_per_px=0.008, signs=1.0)
+    # Drawing them takes nothing from the seed's stream: the same hairs, coverage and truth.
+    assert np.array_equal(signs.coverage, plain.coverage) and signs.truth == plain.truth
+    skin = plain.coverage == 0
+    darker = plain.image[skin].astype(int).sum(1) - signs.image[skin].astype(int).sum(1)
+    assert np.percentile(darker, 90) > 40  # pigment network lines on bare skin
+    assert phantoms.follow_up(signs, 3).scalp.signs == 1.0  # the same scalp shows them again
+
+
+def test_skin_signs_are_fixed_to_the_scalp_not_the_photo():
+    from dataclasses import replace
+
+    cond = phantoms.Conditions(stamp=False)
+    shots = []
+    for shift in ((0.0, 0.0), (0.4, 0.0)):  # the camera moves 0.4 mm = 50 px to the right
+        c = replace(cond, shift_mm=shift)
+        with_signs = phantoms.image_phantom(_bare_scalp(1.0), (200, 120), 0.008, c, 0, centre_mm=(0, 0))
+        without = phantoms.image_phantom(_bare_scalp(0.0), (200, 120), 0.008, c, 0, centre_mm=(0, 0))
+        shots.append(without.image.astype(float).sum(2) - with_signs.image.astype(float).sum(2))
+    a, b = shots
+    moved = np.corrcoef(a[:, 50:].ravel(), b[:, :150].ravel())[0, 1]
+    unmoved = np.corrcoef(a.ravel(), b.ravel())[0, 1]
+    assert moved > 0.95 and unmoved < 0.5
+
+
+def test_yellow_dots_cover_openings_and_vessels_are_red():
+    openings = np.array([[x, y] for x in np.linspace(-0.6, 0.6, 7) for y in np.linspace(-0.4, 0.4, 5)])
+    cond = phantoms.Conditions(stamp=False)
+    img = phantoms.image_phantom(_bare_scalp(1.0, openings), (500, 500), 0.008, cond, 0, centre_mm=(0, 0)).image
+    b, g, r = (img[..., k].astype(int) for k in range(3))
+    skin_r_minus_g = 190 - 140
+    assert ((r - g) > skin_r_minus_g + 25).any()  # a red dot: redder than the skin
+    assert ((g - b) > 50).sum() > 20  # yellow: green up, blue down (the skin has g - b = 30)
