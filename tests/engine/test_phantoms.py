@@ -118,7 +118,8 @@ def test_a_follow_up_through_a_round_lens_keeps_the_lens_and_its_truth_counts_in
     assert phantoms.change_truth(plain, phantoms.follow_up(plain, 1, change_fraction=-0.2)) != inside
 
 
-def _bare_scalp(signs, openings=np.zeros((0, 2))):
+def _bare_scalp(signs, openings=None):
+    openings = np.zeros((0, 2)) if openings is None else openings
     return phantoms.Scalp([], (190, 140, 110), (20, 20, 20), openings, [], 7, extent_mm=(-2, -2, 2, 2), signs=signs)
 
 
